@@ -1,0 +1,100 @@
+"""The tables of the results store, as SQLAlchemy Core tables.
+
+This is the schema the code reads and writes. The database gets it from the Alembic
+revisions in ``migrations/versions``, never from ``metadata.create_all``: a change here
+ships with a new revision, and ``tests/store`` checks that the two agree.
+
+Core rather than ORM on purpose: ``write_score`` runs once per judged row, and a Core
+insert on one reused connection costs a fraction of an ORM unit of work.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+# Named constraints, so later migrations can refer to them on both backends.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+JSONType = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+RUN_STATUSES = ("running", "done", "failed", "interrupted")
+SCORE_STATUSES = ("ok", "error", "skipped")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("config", JSONType, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+)
+
+samples = sa.Table(
+    "samples",
+    metadata,
+    sa.Column("run_id", sa.String, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("sample_key", sa.String, primary_key=True),
+    sa.Column("sample_id", sa.String, nullable=False),
+    sa.Column("cohort", sa.String, nullable=False),
+    sa.Column("checkpoint", sa.String, nullable=True),
+    sa.Column("input", sa.Text, nullable=False),
+    sa.Column("output", sa.Text, nullable=True),
+    sa.Column("context", sa.Text, nullable=True),
+    sa.Column("reference", sa.Text, nullable=True),
+    sa.Column("metadata", JSONType, nullable=False),
+)
+
+scores = sa.Table(
+    "scores",
+    metadata,
+    sa.Column("run_id", sa.String, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("sample_key", sa.String, primary_key=True),
+    sa.Column("evaluator", sa.String, primary_key=True),
+    sa.Column("sample_id", sa.String, nullable=False),
+    sa.Column("cohort", sa.String, nullable=False),
+    sa.Column("checkpoint", sa.String, nullable=True),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("passed", sa.Boolean, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("error_kind", sa.String, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("judge", sa.String, nullable=False),
+    sa.Column("template_version", sa.String, nullable=False),
+    sa.Column("calls", sa.Integer, nullable=False),
+    sa.Column("cached_calls", sa.Integer, nullable=False),
+    sa.Column("metadata", JSONType, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint(_in("status", SCORE_STATUSES), name="status"),
+    # Serves aggregate(): one pass per run over (evaluator, cohort, status).
+    sa.Index("ix_scores_aggregate", "run_id", "evaluator", "cohort", "status"),
+)
+
+judge_cache = sa.Table(
+    "judge_cache",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("provider", sa.String, nullable=False),
+    sa.Column("model", sa.String, nullable=False),
+    sa.Column("reply", JSONType, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
