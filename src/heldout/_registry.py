@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from heldout._errors import ConfigError
 
@@ -22,7 +22,8 @@ class Registry(Generic[T]):
         base: The class every entry must subclass.
     """
 
-    def __init__(self, kind: str, base: type[T]) -> None:
+    # ``base`` is typed loosely: registries hold abstract bases, which type[T] refuses.
+    def __init__(self, kind: str, base: type[Any]) -> None:
         self._kind = kind
         self._base = base
         self._entries: dict[str, str | type[T]] = {}

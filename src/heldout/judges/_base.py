@@ -44,7 +44,7 @@ class Judge(ABC):
         return 16
 
     @abstractmethod
-    async def generate(self, request: JudgeRequest, *, timeout: float) -> JudgeReply:
+    async def generate(self, request: JudgeRequest, *, timeout: float) -> JudgeReply:  # noqa: ASYNC109
         """Answer one request in one attempt.
 
         Args:

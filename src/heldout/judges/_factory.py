@@ -7,7 +7,6 @@ from heldout.config import Settings
 from heldout.judges._base import Judge
 from heldout.judges._spec import JudgeSpec
 
-
 providers: Registry[Judge] = Registry("judge provider", Judge)
 providers.register("openai", "heldout.judges._openai:OpenAIJudge", aliases=("ollama",))
 providers.register("local", "heldout.judges._local:LocalJudge")

@@ -9,7 +9,8 @@ Grammar::
 
 Examples: ``openai:gpt-4o-mini``, ``openai:qwen2.5-7b@http://localhost:8000/v1``,
 ``ollama:llama3.1:8b``, ``local:qwen2.5-1.5b`` (the embedded default),
-``local:/models/judge.gguf``, ``local:hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf``.
+``local:/models/judge.gguf``,
+``local:hf:Qwen/Qwen2.5-1.5B-Instruct-GGUF/qwen2.5-1.5b-instruct-q4_k_m.gguf``.
 
 The model part of an ``openai`` spec may itself hold colons (``llama3.1:8b``); only the
 last ``@`` followed by ``http://`` or ``https://`` starts a base URL.

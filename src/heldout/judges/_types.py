@@ -87,9 +87,10 @@ class JudgeReply(BaseModel):
     """The raw reply text."""
     choice_probs: dict[str, float] | None = None
     """In ``choice`` mode, the probability of each choice, normalised to sum to 1;
-    None when the provider gave no token probabilities."""
+    None when the reply is none of the choices. Providers never raise for an unreadable
+    reply: it is returned (and cached), and the evaluator reading it reports the error."""
     data: dict[str, Any] | None = None
-    """In ``json`` mode, the parsed object."""
+    """In ``json`` mode, the parsed object; None when the reply is not a JSON object."""
     model: str = ""
     """The model that answered, as the endpoint named it."""
     usage: Usage = Field(default_factory=Usage)
