@@ -20,7 +20,7 @@ CONFIG_FILE = "heldout.toml"
 
 
 class EndpointSettings(BaseModel):
-    """Limits for one judge endpoint (keyed by base URL, or by spec for local judges)."""
+    """Limits for one judge endpoint, keyed by base URL (``local:<gguf path>`` for local judges)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -47,3 +47,8 @@ class Score(BaseModel):
     """Judge calls served from the response cache."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Evaluator-specific details: per-claim verdicts, probabilities, raw reply."""
+
+    @property
+    def score(self) -> float | None:
+        """The score in [0, 1] (``value``), None unless ``ok``."""
+        return self.value

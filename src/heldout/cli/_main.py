@@ -1,0 +1,135 @@
+"""The ``heldout`` command line. It parses arguments, calls the public API, prints."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from heldout._doctor import run_checks
+from heldout._errors import HeldoutError
+from heldout.cli._progress import RichProgress
+from heldout.cli._tables import aggregates_table, checks_table, summary_line
+from heldout.config import DEFAULT_LOCAL_JUDGE, load_settings
+from heldout.data import Dataset
+from heldout.evaluators import Criteria
+from heldout.examples import QUICKSTART
+from heldout.runner import run_evaluation
+from heldout.store import Store
+
+DEMO_CRITERIA = (
+    "The response answers the request correctly, and every claim it makes is supported "
+    "by the context when a context is given."
+)
+
+app = typer.Typer(
+    help="Held-out evaluation of LLM policies trained with AI feedback.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", help="Config file (default ./heldout.toml).")
+]
+
+
+@app.command()
+def doctor(
+    config: ConfigOpt = None,
+    offline: Annotated[bool, typer.Option(help="Do not probe judge endpoints.")] = False,
+) -> None:
+    """Check config, store, judge endpoints and the embedded model; print the fixes."""
+    checks = run_checks(config, probe_endpoints=not offline)
+    console.print(checks_table(checks))
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_(
+    data: Annotated[Path, typer.Argument(help="JSONL, CSV or Parquet file of samples.")],
+    criteria: Annotated[
+        str, typer.Option(help="The criterion each output is judged against.")
+    ] = "The response answers the request correctly, and every claim it makes is supported.",
+    judge: Annotated[
+        str | None, typer.Option(help="Judge spec, e.g. openai:gpt-4o-mini (default: eval judge).")
+    ] = None,
+    cohort: Annotated[str | None, typer.Option(help="Cohort for rows that name none.")] = None,
+    run_id: Annotated[str | None, typer.Option(help="Run id to write or resume.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Rows in progress at once.")] = 64,
+    config: ConfigOpt = None,
+) -> None:
+    """Judge every row of DATA and print mean, n, errors and fail rate per cohort."""
+    settings = load_settings(config)
+    dataset = Dataset.load(data, cohort=cohort)
+    store = Store.open(settings.db_url)
+    try:
+        with RichProgress(console) as progress:
+            summary = asyncio.run(
+                run_evaluation(
+                    dataset,
+                    [Criteria(criteria)],
+                    store=store,
+                    settings=settings,
+                    judge=judge,
+                    run_id=run_id,
+                    name=data.name,
+                    workers=workers,
+                    progress=progress,
+                )
+            )
+        console.print(aggregates_table(store.aggregate(summary.run_id), f"{data.name}"))
+        console.print(summary_line(summary))
+    finally:
+        store.close()
+
+
+@app.command()
+def demo(
+    judge: Annotated[
+        str | None, typer.Option(help="Judge spec (default: the embedded local judge).")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the quickstart offline: doctor, then the example cohort judged by the embedded judge."""
+    checks = run_checks(config, probe_endpoints=False)
+    console.print(checks_table(checks))
+    settings = load_settings(config)
+    dataset = Dataset.load(QUICKSTART)
+    store = Store.open(settings.db_url)
+    try:
+        with RichProgress(console, "demo") as progress:
+            summary = asyncio.run(
+                run_evaluation(
+                    dataset,
+                    [Criteria(DEMO_CRITERIA, name="correct_and_supported")],
+                    store=store,
+                    settings=settings,
+                    judge=judge or DEFAULT_LOCAL_JUDGE,
+                    name="demo",
+                    progress=progress,
+                )
+            )
+        console.print(aggregates_table(store.aggregate(summary.run_id), "demo: quickstart"))
+        for score in store.scores(summary.run_id):
+            mark = "pass" if score.passed else ("FAIL" if score.status == "ok" else score.status)
+            detail = escape(score.reason or score.error or "")
+            console.print(f"  {escape(score.sample_id):8} {mark:5} {detail}")
+        console.print(summary_line(summary))
+    finally:
+        store.close()
+
+
+def main() -> None:
+    """Entry point of the ``heldout`` command."""
+    try:
+        app()
+    except HeldoutError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise SystemExit(2) from exc

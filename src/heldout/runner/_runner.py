@@ -1,0 +1,213 @@
+"""The runner: streams (sample, evaluator) work through bounded workers into the store.
+
+Every score is written, and committed, the moment it is computed, and every judge
+reply is cached before its score is written. A run killed at any point therefore
+loses at most the calls in flight; rerunning the same run skips every finished
+score (``ok`` or ``skipped``), retries ``error`` scores, and is served from the cache
+for any call that finished but whose score was not yet written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from heldout.config import Settings, load_settings
+from heldout.data._sample import Sample
+from heldout.evaluators._base import Evaluator
+from heldout.evaluators._score import Score
+from heldout.judges._client import ClientStats, JudgeClient
+from heldout.judges._factory import make_judge
+from heldout.store import Store, sample_key
+
+_SAMPLE_BATCH = 500
+
+
+class Progress(Protocol):
+    """Receives progress events; the CLI draws a bar from them."""
+
+    def start(self, total: int, done: int) -> None:
+        """The run has ``total`` scores to produce, ``done`` of them already stored."""
+
+    def advance(self, score: Score) -> None:
+        """One more score was stored."""
+
+
+@dataclass
+class RunSummary:
+    """What one call of :func:`run_evaluation` did.
+
+    Attributes:
+        run_id: The run's id in the store.
+        total: Scores the run consists of.
+        resumed: Scores already in the store before this call, not recomputed.
+        computed: Scores computed by this call.
+        errors: Error scores written by this call.
+        judges: Call statistics per judge spec.
+    """
+
+    run_id: str
+    total: int = 0
+    resumed: int = 0
+    computed: int = 0
+    errors: int = 0
+    judges: dict[str, ClientStats] = field(default_factory=dict)
+
+    @property
+    def judge_calls(self) -> int:
+        """Calls sent to judges by this call of the runner (retries included)."""
+        return sum(s.calls for s in self.judges.values())
+
+
+def run_id_for(
+    samples: Sequence[Sample], evaluators: Sequence[Evaluator], judge: str, checkpoint: str | None
+) -> str:
+    """A deterministic run id: the same data, evaluators and judge give the same run."""
+    digest = hashlib.sha256()
+    for sample in samples:
+        digest.update(sample.model_dump_json().encode())
+    config = {
+        "evaluators": [e.config() for e in evaluators],
+        "judge": judge,
+        "checkpoint": checkpoint,
+    }
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+class _Clients:
+    """One judge client per spec, all sharing the store as response cache."""
+
+    def __init__(self, settings: Settings, store: Store, default_spec: str) -> None:
+        self._settings = settings
+        self._store = store
+        self._default = default_spec
+        self.by_spec: dict[str, JudgeClient] = {}
+
+    def for_evaluator(self, evaluator: Evaluator) -> JudgeClient:
+        client = getattr(evaluator, "_client", None)
+        if isinstance(client, JudgeClient):
+            self.by_spec.setdefault(client.spec, client)
+            return client
+        spec = evaluator.judge_spec or self._default
+        if spec not in self.by_spec:
+            judge = make_judge(spec, self._settings)
+            self.by_spec[spec] = JudgeClient(judge, settings=self._settings, cache=self._store)
+        return self.by_spec[spec]
+
+    async def aclose(self) -> None:
+        for client in self.by_spec.values():
+            await client.aclose()
+
+
+async def run_evaluation(
+    samples: Iterable[Sample],
+    evaluators: Sequence[Evaluator],
+    *,
+    store: Store,
+    settings: Settings | None = None,
+    judge: str | None = None,
+    run_id: str | None = None,
+    name: str = "eval",
+    kind: str = "eval",
+    checkpoint: str | None = None,
+    workers: int = 64,
+    progress: Progress | None = None,
+) -> RunSummary:
+    """Score every sample with every evaluator, writing each score as it comes.
+
+    Args:
+        samples: The rows to judge.
+        evaluators: The evaluators to run on every row.
+        store: Where scores and cached judge replies go.
+        settings: Judge endpoints and limits; default from ``heldout.toml`` and env.
+        judge: The judge spec for evaluators without one; default the eval judge.
+        run_id: The run to write into; default derived from data, evaluators, judge.
+        name: A human name for the run.
+        kind: The kind of run (eval, regress, label).
+        checkpoint: The checkpoint whose outputs these are, if any.
+        workers: The most rows in progress at once; judge endpoints apply their own
+            (smaller) concurrency limits on top.
+        progress: Receives progress events.
+
+    Returns:
+        What was resumed, computed and failed, with judge call statistics.
+    """
+    settings = settings or load_settings()
+    default_spec = judge or settings.eval_judge
+    rows = list(samples)
+    run_id = run_id or run_id_for(rows, evaluators, default_spec, checkpoint)
+    store.begin_run(
+        run_id,
+        name=name,
+        kind=kind,
+        config={
+            "evaluators": [e.config() for e in evaluators],
+            "judge": default_spec,
+            "checkpoint": checkpoint,
+        },
+    )
+    for start in range(0, len(rows), _SAMPLE_BATCH):
+        store.put_samples(run_id, rows[start : start + _SAMPLE_BATCH], checkpoint=checkpoint)
+
+    finished = store.finished(run_id)
+    summary = RunSummary(run_id=run_id, total=len(rows) * len(evaluators))
+    todo = _pending(rows, evaluators, finished, checkpoint)
+    summary.resumed = summary.total - sum(
+        1 for _ in _pending(rows, evaluators, finished, checkpoint)
+    )
+    if progress is not None:
+        progress.start(summary.total, summary.resumed)
+
+    clients = _Clients(settings, store, default_spec)
+    queue: asyncio.Queue[tuple[Sample, Evaluator] | None] = asyncio.Queue(maxsize=2 * workers)
+
+    async def produce() -> None:
+        for item in todo:
+            await queue.put(item)
+        for _ in range(workers):
+            await queue.put(None)
+
+    async def work() -> None:
+        while (item := await queue.get()) is not None:
+            sample, evaluator = item
+            score = await evaluator.score(sample, clients.for_evaluator(evaluator))
+            store.write_score(run_id, score, checkpoint=checkpoint)
+            summary.computed += 1
+            summary.errors += score.status == "error"
+            if progress is not None:
+                progress.advance(score)
+
+    status = "failed"
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            for _ in range(workers):
+                group.create_task(work())
+        status = "done"
+    except asyncio.CancelledError:
+        status = "interrupted"
+        raise
+    finally:
+        summary.judges = {spec: c.stats for spec, c in clients.by_spec.items()}
+        await clients.aclose()
+        store.finish_run(run_id, status)
+    return summary
+
+
+def _pending(
+    rows: Sequence[Sample],
+    evaluators: Sequence[Evaluator],
+    finished: set[tuple[str, str]],
+    checkpoint: str | None,
+) -> Iterator[tuple[Sample, Evaluator]]:
+    # Evaluator-major order: consecutive calls share the evaluator's rubric, which
+    # prompts put first, so a local judge's prefix cache stays warm across rows.
+    for evaluator in evaluators:
+        for sample in rows:
+            if (sample_key(sample.id, checkpoint), evaluator.name) not in finished:
+                yield sample, evaluator
