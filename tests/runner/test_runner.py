@@ -190,3 +190,47 @@ async def test_structured_method_reads_the_json_verdict_and_reason(
     assert [(s.value, s.passed, s.reason) for s in scores] == [(0.0, False, "Says 124.")] * 2
     assert openai_server.log[-1].body is not None
     assert openai_server.log[-1].body["response_format"]["type"] == "json_schema"
+
+
+async def test_checkpoints_are_interleaved_and_aggregated_apart(
+    openai_server: OpenAIServer, sqlite_store: Store
+) -> None:
+    rows = samples(4)
+    by_checkpoint = {
+        "sft": rows,
+        "rlaif-500": [r.model_copy(update={"output": r.output + " v2"}) for r in rows],
+    }
+    summary = await run_evaluation(
+        by_checkpoint,
+        [Criteria("Correct.")],
+        store=sqlite_store,
+        settings=settings_for(openai_server, concurrency=1),
+        judge=JUDGE,
+        workers=1,
+    )
+    assert summary.total == summary.computed == 8
+    asked = [r.body["messages"][-1]["content"] for r in openai_server.log if r.body]
+    # One prompt's outputs from both checkpoints are judged back to back.
+    assert ["v2" in a for a in asked] == [False, True] * 4
+    cells = {(a.checkpoint, a.cohort): a.n_ok for a in sqlite_store.aggregate(summary.run_id)}
+    assert cells == {
+        ("sft", "helpfulness"): 2,
+        ("sft", "honesty"): 2,
+        ("rlaif-500", "helpfulness"): 2,
+        ("rlaif-500", "honesty"): 2,
+    }
+
+
+async def test_an_evaluator_limited_to_cohorts_never_sees_other_rows(
+    openai_server: OpenAIServer, sqlite_store: Store
+) -> None:
+    summary = await run_evaluation(
+        samples(6),
+        [Criteria("Correct.", cohorts={"honesty"})],
+        store=sqlite_store,
+        settings=settings_for(openai_server),
+        judge=JUDGE,
+    )
+    assert summary.total == summary.computed == 3
+    assert {s.cohort for s in sqlite_store.scores(summary.run_id)} == {"honesty"}
+    assert openai_server.requests == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -48,6 +49,8 @@ class Evaluator(ABC):
         judge: A judge spec (``"openai:gpt-4o-mini"``) or a ready :class:`JudgeClient`;
             None uses the configured eval judge.
         threshold: The score at or above which a sample passes.
+        cohorts: Only rows of these cohorts are judged; None judges every row. Rows
+            outside them get no score at all (the evaluator does not apply to them).
     """
 
     name: str
@@ -55,10 +58,21 @@ class Evaluator(ABC):
     requires: ClassVar[tuple[Field, ...]] = ("output",)
     default_threshold: ClassVar[float] = 0.5
 
-    def __init__(self, *, judge: str | JudgeClient | None = None, threshold: float | None = None):
+    def __init__(
+        self,
+        *,
+        judge: str | JudgeClient | None = None,
+        threshold: float | None = None,
+        cohorts: Collection[str] | None = None,
+    ):
         self.judge_spec: str | None = judge if isinstance(judge, str) else None
         self._client: JudgeClient | None = judge if isinstance(judge, JudgeClient) else None
         self.threshold = self.default_threshold if threshold is None else threshold
+        self.cohorts: frozenset[str] | None = None if cohorts is None else frozenset(cohorts)
+
+    def applies_to(self, sample: Sample) -> bool:
+        """Whether this evaluator judges ``sample`` at all (by its cohort)."""
+        return self.cohorts is None or sample.cohort in self.cohorts
 
     @abstractmethod
     async def judge(self, sample: Sample, client: JudgeClient) -> Verdict:
@@ -75,6 +89,7 @@ class Evaluator(ABC):
             "template_version": self.template_version,
             "threshold": self.threshold,
             "judge": self.judge_spec,
+            "cohorts": None if self.cohorts is None else sorted(self.cohorts),
         }
 
     async def score(self, sample: Sample, client: JudgeClient) -> Score:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 from heldout._errors import JudgeParseError
@@ -62,6 +63,7 @@ class Criteria(Evaluator):
         method: ``probability`` (one token, calibrated) or ``structured`` (JSON with reason).
         judge: A judge spec or client; None uses the configured eval judge.
         threshold: The pass mark.
+        cohorts: Only rows of these cohorts are judged; None judges every row.
     """
 
     name = "criteria"
@@ -76,8 +78,9 @@ class Criteria(Evaluator):
         method: Method = "probability",
         judge: str | JudgeClient | None = None,
         threshold: float | None = None,
+        cohorts: Collection[str] | None = None,
     ) -> None:
-        super().__init__(judge=judge, threshold=threshold)
+        super().__init__(judge=judge, threshold=threshold, cohorts=cohorts)
         self.criteria = criteria
         self.method = method
         if name is not None:

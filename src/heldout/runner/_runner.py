@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -63,18 +63,16 @@ class RunSummary:
         return sum(s.calls for s in self.judges.values())
 
 
-def run_id_for(
-    samples: Sequence[Sample], evaluators: Sequence[Evaluator], judge: str, checkpoint: str | None
-) -> str:
-    """A deterministic run id: the same data, evaluators and judge give the same run."""
+Row = tuple[str | None, Sample]  # (checkpoint, sample)
+
+
+def run_id_for(rows: Sequence[Row], evaluators: Sequence[Evaluator], judge: str) -> str:
+    """A deterministic id: the same rows, checkpoints, evaluators and judge give the same run."""
     digest = hashlib.sha256()
-    for sample in samples:
+    for checkpoint, sample in rows:
+        digest.update(f"{checkpoint}\x00".encode())
         digest.update(sample.model_dump_json().encode())
-    config = {
-        "evaluators": [e.config() for e in evaluators],
-        "judge": judge,
-        "checkpoint": checkpoint,
-    }
+    config = {"evaluators": [e.config() for e in evaluators], "judge": judge}
     digest.update(json.dumps(config, sort_keys=True, default=str).encode())
     return digest.hexdigest()[:16]
 
@@ -104,8 +102,23 @@ class _Clients:
             await client.aclose()
 
 
+def interleave(by_checkpoint: Mapping[str | None, Iterable[Sample]]) -> list[Row]:
+    """Rows ordered by sample, then checkpoint: one prompt's outputs from every
+    checkpoint sit together, so they share a warm prompt prefix and every checkpoint
+    progresses at the same pace."""
+    rows: list[Row] = []
+    position: dict[str, int] = {}
+    for checkpoint, samples in by_checkpoint.items():
+        for sample in samples:
+            position.setdefault(sample.id, len(position))
+            rows.append((checkpoint, sample))
+    rank = {checkpoint: i for i, checkpoint in enumerate(by_checkpoint)}
+    rows.sort(key=lambda row: (position[row[1].id], rank[row[0]]))
+    return rows
+
+
 async def run_evaluation(
-    samples: Iterable[Sample],
+    samples: Iterable[Sample] | Mapping[str, Iterable[Sample]],
     evaluators: Sequence[Evaluator],
     *,
     store: Store,
@@ -121,7 +134,8 @@ async def run_evaluation(
     """Score every sample with every evaluator, writing each score as it comes.
 
     Args:
-        samples: The rows to judge.
+        samples: The rows to judge, or a mapping from checkpoint name to that
+            checkpoint's rows (the same prompts with that checkpoint's outputs).
         evaluators: The evaluators to run on every row.
         store: Where scores and cached judge replies go.
         settings: Judge endpoints and limits; default from ``heldout.toml`` and env.
@@ -129,7 +143,7 @@ async def run_evaluation(
         run_id: The run to write into; default derived from data, evaluators, judge.
         name: A human name for the run.
         kind: The kind of run (eval, regress, label).
-        checkpoint: The checkpoint whose outputs these are, if any.
+        checkpoint: The checkpoint whose outputs ``samples`` are, when it is not a mapping.
         workers: The most rows in progress at once; judge endpoints apply their own
             (smaller) concurrency limits on top.
         progress: Receives progress events.
@@ -139,8 +153,13 @@ async def run_evaluation(
     """
     settings = settings or load_settings()
     default_spec = judge or settings.eval_judge
-    rows = list(samples)
-    run_id = run_id or run_id_for(rows, evaluators, default_spec, checkpoint)
+    by_checkpoint: dict[str | None, Iterable[Sample]]
+    if isinstance(samples, Mapping):
+        by_checkpoint = {name: rows_of for name, rows_of in samples.items()}
+    else:
+        by_checkpoint = {checkpoint: samples}
+    rows = interleave(by_checkpoint)
+    run_id = run_id or run_id_for(rows, evaluators, default_spec)
     store.begin_run(
         run_id,
         name=name,
@@ -148,23 +167,26 @@ async def run_evaluation(
         config={
             "evaluators": [e.config() for e in evaluators],
             "judge": default_spec,
-            "checkpoint": checkpoint,
+            "checkpoints": [c for c in by_checkpoint if c is not None],
         },
     )
-    for start in range(0, len(rows), _SAMPLE_BATCH):
-        store.put_samples(run_id, rows[start : start + _SAMPLE_BATCH], checkpoint=checkpoint)
+    for cp in by_checkpoint:
+        batch = [sample for c, sample in rows if c == cp]
+        for start in range(0, len(batch), _SAMPLE_BATCH):
+            store.put_samples(run_id, batch[start : start + _SAMPLE_BATCH], checkpoint=cp)
 
     finished = store.finished(run_id)
-    summary = RunSummary(run_id=run_id, total=len(rows) * len(evaluators))
-    todo = _pending(rows, evaluators, finished, checkpoint)
-    summary.resumed = summary.total - sum(
-        1 for _ in _pending(rows, evaluators, finished, checkpoint)
-    )
+    summary = RunSummary(run_id=run_id)
+    summary.total = sum(1 for e in evaluators for _, s in rows if e.applies_to(s))
+    summary.resumed = summary.total - sum(1 for _ in _pending(rows, evaluators, finished))
+    todo = _pending(rows, evaluators, finished)
     if progress is not None:
         progress.start(summary.total, summary.resumed)
 
     clients = _Clients(settings, store, default_spec)
-    queue: asyncio.Queue[tuple[Sample, Evaluator] | None] = asyncio.Queue(maxsize=2 * workers)
+    queue: asyncio.Queue[tuple[str | None, Sample, Evaluator] | None] = asyncio.Queue(
+        maxsize=2 * workers
+    )
 
     async def produce() -> None:
         for item in todo:
@@ -174,9 +196,9 @@ async def run_evaluation(
 
     async def work() -> None:
         while (item := await queue.get()) is not None:
-            sample, evaluator = item
+            cp, sample, evaluator = item
             score = await evaluator.score(sample, clients.for_evaluator(evaluator))
-            store.write_score(run_id, score, checkpoint=checkpoint)
+            store.write_score(run_id, score, checkpoint=cp)
             summary.computed += 1
             summary.errors += score.status == "error"
             if progress is not None:
@@ -200,14 +222,13 @@ async def run_evaluation(
 
 
 def _pending(
-    rows: Sequence[Sample],
-    evaluators: Sequence[Evaluator],
-    finished: set[tuple[str, str]],
-    checkpoint: str | None,
-) -> Iterator[tuple[Sample, Evaluator]]:
+    rows: Sequence[Row], evaluators: Sequence[Evaluator], finished: set[tuple[str, str]]
+) -> Iterator[tuple[str | None, Sample, Evaluator]]:
     # Evaluator-major order: consecutive calls share the evaluator's rubric, which
     # prompts put first, so a local judge's prefix cache stays warm across rows.
     for evaluator in evaluators:
-        for sample in rows:
+        for checkpoint, sample in rows:
+            if not evaluator.applies_to(sample):
+                continue
             if (sample_key(sample.id, checkpoint), evaluator.name) not in finished:
-                yield sample, evaluator
+                yield checkpoint, sample, evaluator
