@@ -12,13 +12,12 @@ from rich.markup import escape
 
 from heldout._doctor import run_checks
 from heldout._errors import HeldoutError
-from heldout.cli._progress import RichProgress
 from heldout.cli._tables import aggregates_table, checks_table, summary_line
 from heldout.config import DEFAULT_LOCAL_JUDGE, load_settings
 from heldout.data import Dataset
 from heldout.evaluators import Criteria
 from heldout.examples import QUICKSTART
-from heldout.runner import run_evaluation
+from heldout.runner import RichProgress, run_evaluation
 from heldout.store import Store
 
 DEMO_CRITERIA = (

@@ -7,7 +7,7 @@ import json
 import os
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from heldout._errors import DataError
 from heldout.data._loaders import (
@@ -24,6 +24,12 @@ from heldout.data._mapping import ColumnMapping
 from heldout.data._sample import Sample
 
 _FINGERPRINT_VERSION = b"heldout.dataset/1\n"
+
+
+if TYPE_CHECKING:
+    from heldout.evaluators import Evaluator
+    from heldout.runner import EvaluationResult
+    from heldout.store import Store
 
 
 class Dataset(Sequence[Sample]):
@@ -313,6 +319,66 @@ class Dataset(Sequence[Sample]):
             digest.update(canonical.encode("utf-8"))
             digest.update(b"\n")
         return digest.hexdigest()
+
+    def add_evaluation(
+        self,
+        *evaluators: Evaluator,
+        judge: str | None = None,
+        store: Store | None = None,
+        run_id: str | None = None,
+        progress: bool = True,
+    ) -> EvaluationResult:
+        """Run every evaluator over every row, concurrently, storing each score as it comes.
+
+        Rerunning the same evaluation resumes it: finished scores are not recomputed
+        and cached judge replies are not paid for again.
+
+        Args:
+            *evaluators: The evaluators, e.g. ``Groundedness(), Toxicity()``.
+            judge: The judge spec for evaluators without their own; default the
+                configured eval judge (the embedded local judge when none is set).
+            store: Where scores go; default the configured store.
+            run_id: The run to write or resume; default derived from the inputs.
+            progress: Draw a progress bar.
+
+        Returns:
+            Per-row scores, per-cohort aggregates, and ``to_pandas()``.
+        """
+        from heldout._sync import run_sync
+        from heldout.runner import evaluate_dataset
+
+        return run_sync(
+            evaluate_dataset(
+                self,
+                list(evaluators),
+                judge=judge,
+                store=store,
+                run_id=run_id,
+                name=self.name,
+                progress=progress,
+            )
+        )
+
+    async def aadd_evaluation(
+        self,
+        *evaluators: Evaluator,
+        judge: str | None = None,
+        store: Store | None = None,
+        run_id: str | None = None,
+        progress: bool = True,
+    ) -> EvaluationResult:
+        """The async twin of :meth:`add_evaluation`."""
+        from heldout.runner import evaluate_dataset
+
+        return await evaluate_dataset(
+            self,
+            list(evaluators),
+            judge=judge,
+            store=store,
+            run_id=run_id,
+            name=self.name,
+            progress=progress,
+        )
 
     def to_jsonl(self, path: StrPath) -> None:
         """Write one JSON object per sample, in order; :meth:`load` reads it back.

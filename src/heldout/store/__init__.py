@@ -9,6 +9,7 @@ from heldout.store._models import (
     CohortAggregate,
     RunRecord,
     RunStatus,
+    StoredSample,
     StoredScore,
     sample_key,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "Store",
+    "StoredSample",
     "StoredScore",
     "sample_key",
 ]

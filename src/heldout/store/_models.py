@@ -1,4 +1,4 @@
-"""What the store hands back: run records, stored scores and per-cohort aggregates."""
+"""What the store hands back: run records, stored samples and scores, per-cohort aggregates."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from heldout.data._sample import Sample
 from heldout.evaluators._score import Score
 
 RunStatus = Literal["running", "done", "failed", "interrupted"]
@@ -51,6 +52,19 @@ class StoredScore(Score):
 
     checkpoint: str | None = None
     """The checkpoint the scored output came from (regression evals), else None."""
+    sample_key: str
+    """The row id within the run; see :func:`sample_key`."""
+
+
+class StoredSample(Sample):
+    """A :class:`Sample` as stored for a run: with its checkpoint and its row key.
+
+    ``id`` is the sample's own id, shared by every checkpoint's copy of the prompt;
+    ``sample_key`` tells the copies apart.
+    """
+
+    checkpoint: str | None = None
+    """The checkpoint whose output the row holds (regression evals), else None."""
     sample_key: str
     """The row id within the run; see :func:`sample_key`."""
 

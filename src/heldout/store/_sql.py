@@ -20,7 +20,13 @@ from sqlalchemy.sql.dml import Insert
 
 from heldout.data._sample import Sample
 from heldout.evaluators._score import Score
-from heldout.store._models import CohortAggregate, RunRecord, StoredScore, sample_key
+from heldout.store._models import (
+    CohortAggregate,
+    RunRecord,
+    StoredSample,
+    StoredScore,
+    sample_key,
+)
 from heldout.store._schema import judge_cache, runs, samples, scores
 
 
@@ -186,6 +192,21 @@ def sample_row(run_id: str, sample: Sample, checkpoint: str | None) -> dict[str,
         "metadata": sample.metadata,
     }
     return clean_text(row)
+
+
+def stored_sample(row: RowMapping) -> StoredSample:
+    """The StoredSample of a ``samples`` row."""
+    return StoredSample(
+        id=row["sample_id"],
+        cohort=row["cohort"],
+        input=row["input"],
+        output=row["output"],
+        context=row["context"],
+        reference=row["reference"],
+        metadata=row["metadata"],
+        checkpoint=row["checkpoint"],
+        sample_key=row["sample_key"],
+    )
 
 
 def run_record(row: RowMapping) -> RunRecord:

@@ -19,8 +19,14 @@ from heldout.judges._types import JudgeReply
 from heldout.store import _sql
 from heldout.store._engine import begin_sqlite, create_engine, store_error
 from heldout.store._migrate import migrate
-from heldout.store._models import CohortAggregate, RunRecord, RunStatus, StoredScore
-from heldout.store._schema import runs, scores
+from heldout.store._models import (
+    CohortAggregate,
+    RunRecord,
+    RunStatus,
+    StoredSample,
+    StoredScore,
+)
+from heldout.store._schema import runs, samples, scores
 from heldout.store._url import DEFAULT_URL, mask_url, parse_url
 
 T = TypeVar("T")
@@ -176,6 +182,26 @@ class Store:
             many=True,
             run_id=run_id,
         )
+
+    def samples(self, run_id: str, *, checkpoint: str | None = None) -> list[StoredSample]:
+        """The samples of a run, as :meth:`put_samples` stored them.
+
+        Args:
+            run_id: The run.
+            checkpoint: Only this checkpoint's rows (None: every row, whatever its
+                checkpoint).
+
+        Returns:
+            The samples, each with its checkpoint and row key, ordered by sample key.
+        """
+        query = sa.select(samples).where(samples.c.run_id == run_id)
+        if checkpoint is not None:
+            query = query.where(samples.c.checkpoint == checkpoint)
+        query = query.order_by(samples.c.sample_key)
+        rows = self._run(
+            "read samples", lambda conn: conn.execute(query).mappings().all(), run_id=run_id
+        )
+        return [_sql.stored_sample(row) for row in rows]
 
     # -- scores ---------------------------------------------------------------------
 
