@@ -16,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+import heldout.judges._openai  # noqa: F401  # import the SDK before the timer, as raw_openai does
 from heldout import Criteria, Sample, Settings, Store, run_evaluation
 from heldout.config import EndpointSettings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 from dataclasses import dataclass
 
-import httpx
+import httpx2 as httpx
 
 from heldout._errors import HeldoutError
 from heldout.config import Settings, load_settings

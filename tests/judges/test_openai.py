@@ -298,7 +298,7 @@ def test_retry_after_parsing() -> None:
 
 async def test_models_route_and_script_defaults(openai_server: OpenAIServer) -> None:
     # The server's other route, used by benchmarks to check it is up.
-    import httpx
+    import httpx2 as httpx
 
     async with httpx.AsyncClient() as http:
         response = await http.get(f"{openai_server.base_url}/models")

@@ -18,7 +18,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2 as httpx
 import openai
 
 from heldout._errors import (
