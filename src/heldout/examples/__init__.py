@@ -1,8 +1,22 @@
 """Example data shipped with heldout, used by ``heldout demo``."""
 
-from pathlib import Path
+from heldout.examples._demo_data import (
+    DEMO_CHECKPOINTS,
+    DEMO_CHECKPOINTS_DIR,
+    DEMO_PROMPTS,
+    EXAMPLES_DIR,
+    load_demo_checkpoints,
+    with_checkpoint_outputs,
+)
 
-EXAMPLES_DIR = Path(__file__).parent
 QUICKSTART = EXAMPLES_DIR / "quickstart.jsonl"
 
-__all__ = ["EXAMPLES_DIR", "QUICKSTART"]
+__all__ = [
+    "DEMO_CHECKPOINTS",
+    "DEMO_CHECKPOINTS_DIR",
+    "DEMO_PROMPTS",
+    "EXAMPLES_DIR",
+    "QUICKSTART",
+    "load_demo_checkpoints",
+    "with_checkpoint_outputs",
+]
