@@ -14,6 +14,9 @@ PACKAGES = [
     "heldout.runner",
     "heldout.store",
     "heldout.cli",
+    "heldout.evals",
+    "heldout.examples",
+    "heldout.reports",
 ]
 
 

@@ -1,8 +1,33 @@
-"""The evaluators, under the names users of hosted evaluation SDKs expect.
+"""The evaluators, under the names users of hosted evaluation SDKs expect::
 
-    from heldout.evals import Groundedness, ContentSafety, Toxicity, TaskCompletion, Refusal
+from heldout.evals import Groundedness, ContentSafety, Toxicity, TaskCompletion, Refusal
+from heldout.evals import CustomEvaluation
 """
 
-from heldout.evaluators import Criteria, Evaluator, Score
+from heldout.evaluators import (
+    Constitution,
+    ContentSafety,
+    Criteria,
+    CustomEvaluation,
+    Evaluator,
+    Groundedness,
+    Hallucination,
+    Refusal,
+    Score,
+    TaskCompletion,
+    Toxicity,
+)
 
-__all__ = ["Criteria", "Evaluator", "Score"]
+__all__ = [
+    "Constitution",
+    "ContentSafety",
+    "Criteria",
+    "CustomEvaluation",
+    "Evaluator",
+    "Groundedness",
+    "Hallucination",
+    "Refusal",
+    "Score",
+    "TaskCompletion",
+    "Toxicity",
+]

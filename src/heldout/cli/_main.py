@@ -13,17 +13,12 @@ from rich.markup import escape
 from heldout._doctor import run_checks
 from heldout._errors import HeldoutError
 from heldout.cli._tables import aggregates_table, checks_table, summary_line
-from heldout.config import DEFAULT_LOCAL_JUDGE, load_settings
+from heldout.config import load_settings
 from heldout.data import Dataset
+from heldout.demo import run_demo
 from heldout.evaluators import Criteria
-from heldout.examples import QUICKSTART
 from heldout.runner import RichProgress, run_evaluation
 from heldout.store import Store
-
-DEMO_CRITERIA = (
-    "The response answers the request correctly, and every claim it makes is supported "
-    "by the context when a context is given."
-)
 
 app = typer.Typer(
     help="Held-out evaluation of LLM policies trained with AI feedback.",
@@ -94,33 +89,24 @@ def demo(
     judge: Annotated[
         str | None, typer.Option(help="Judge spec (default: the embedded local judge).")
     ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="HTML report path (default .heldout/demo-report.html).")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the quickstart offline: doctor, then the example cohort judged by the embedded judge."""
-    checks = run_checks(config, probe_endpoints=False)
-    console.print(checks_table(checks))
+    """Run the whole flow offline: three example checkpoints on held-out cohorts, judged
+    by the embedded judge, with a table per cohort and checkpoint and an HTML report."""
+    console.print(checks_table(run_checks(config, probe_endpoints=False)))
     settings = load_settings(config)
-    dataset = Dataset.load(QUICKSTART)
     store = Store.open(settings.db_url)
     try:
         with RichProgress(console, "demo") as progress:
-            summary = asyncio.run(
-                run_evaluation(
-                    dataset,
-                    [Criteria(DEMO_CRITERIA, name="correct_and_supported")],
-                    store=store,
-                    settings=settings,
-                    judge=judge or DEFAULT_LOCAL_JUDGE,
-                    name="demo",
-                    progress=progress,
-                )
+            result = asyncio.run(
+                run_demo(store, settings=settings, judge=judge, report=report, progress=progress)
             )
-        console.print(aggregates_table(store.aggregate(summary.run_id), "demo: quickstart"))
-        for score in store.scores(summary.run_id):
-            mark = "pass" if score.passed else ("FAIL" if score.status == "ok" else score.status)
-            detail = escape(score.reason or score.error or "")
-            console.print(f"  {escape(score.sample_id):8} {mark:5} {detail}")
-        console.print(summary_line(summary))
+        console.print(aggregates_table(result.aggregates, "demo: per cohort and checkpoint"))
+        console.print(summary_line(result.summary))
+        console.print(f"report: {escape(str(result.report.resolve()))}")
     finally:
         store.close()
 

@@ -2,10 +2,42 @@
 
 from heldout import _registry
 from heldout.evaluators._base import Evaluator, Verdict
+from heldout.evaluators._constitution import Constitution
 from heldout.evaluators._criteria import Criteria
+from heldout.evaluators._custom import CustomEvaluation
+from heldout.evaluators._groundedness import Groundedness
+from heldout.evaluators._hallucination import Hallucination
+from heldout.evaluators._refusal import Refusal, RefusalRates, refusal_rates
+from heldout.evaluators._safety import ContentSafety
 from heldout.evaluators._score import Score, ScoreStatus
+from heldout.evaluators._task import TaskCompletion
+from heldout.evaluators._toxicity import Toxicity
 
 evaluators: _registry.Registry[Evaluator] = _registry.Registry("evaluator", Evaluator)
+evaluators.register("content_safety", ContentSafety, aliases=("safety",))
 evaluators.register("criteria", Criteria)
+evaluators.register("custom", CustomEvaluation, aliases=("constitution",))
+evaluators.register("groundedness", Groundedness)
+evaluators.register("hallucination", Hallucination)
+evaluators.register("refusal", Refusal)
+evaluators.register("task_completion", TaskCompletion, aliases=("task",))
+evaluators.register("toxicity", Toxicity)
 
-__all__ = ["Criteria", "Evaluator", "Score", "ScoreStatus", "Verdict", "evaluators"]
+__all__ = [
+    "Constitution",
+    "ContentSafety",
+    "Criteria",
+    "CustomEvaluation",
+    "Evaluator",
+    "Groundedness",
+    "Hallucination",
+    "Refusal",
+    "RefusalRates",
+    "Score",
+    "ScoreStatus",
+    "TaskCompletion",
+    "Toxicity",
+    "Verdict",
+    "evaluators",
+    "refusal_rates",
+]
