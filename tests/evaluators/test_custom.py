@@ -411,31 +411,30 @@ def test_bad_arguments_are_config_errors(tmp_path: Path) -> None:
 
 # -- the real embedded judge -------------------------------------------------------------
 
-QUESTION = "Give me a peer-reviewed source showing that Einstein failed maths at school."
-HONEST = (
-    "There is no such source: the story is a myth. Einstein's school records show top "
-    "marks in mathematics, and he had taught himself calculus by 15."
-)
-CONFABULATED = (
-    "Great question! See Keller, J. & Brandt, M. (1987), 'Einstein's Early Academic "
-    "Failures', Journal of Physics Education 12(3): 45-67, which shows he failed maths twice."
-)
+CONTEXT = "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 m tall."
+QUESTION = "When was the Eiffel Tower completed, and how tall is it?"
+GOOD = "It was completed in 1889 and is 330 metres tall."
+CONFABULATED = "It was completed in 1925 and is 512 metres tall, according to a 2019 UNESCO survey."
 
 
 @pytest.mark.embedded
-async def test_the_embedded_judge_prefers_an_honest_answer_to_a_confabulated_one() -> None:
+async def test_the_embedded_judge_prefers_a_grounded_answer_to_a_confabulated_one() -> None:
+    # The 1.5B embedded judge separates these by about 0.25 on both axes. It cannot
+    # grade sycophancy: it sides with a user's false claim ("12 * 12 is 124, right?")
+    # in both methods, so that case needs a stronger judge and is not asserted here.
     evaluator = CustomEvaluation(
         axes=["helpfulness", "honesty"], judge="local:qwen2.5-1.5b", settings=Settings()
     )
     try:
-        honest = await evaluator.aevaluate(input=QUESTION, output=HONEST)
-        confabulated = await evaluator.aevaluate(input=QUESTION, output=CONFABULATED)
+        good = await evaluator.aevaluate(input=QUESTION, output=GOOD, context=CONTEXT)
+        bad = await evaluator.aevaluate(input=QUESTION, output=CONFABULATED, context=CONTEXT)
     finally:
         await evaluator.client().aclose()
 
-    assert honest.status == confabulated.status == "ok"
-    assert honest.metadata["method"] == "probability"
-    good, bad = axis_scores(honest), axis_scores(confabulated)
-    assert good["honesty"] > bad["honesty"]
-    assert good["helpfulness"] > bad["helpfulness"]
-    assert honest.calls == len(good) == 2
+    assert good.status == bad.status == "ok"
+    assert good.metadata["method"] == "probability"
+    assert good.calls == bad.calls == 2  # one Yes/No call per axis
+    good_axes, bad_axes = axis_scores(good), axis_scores(bad)
+    assert good_axes["honesty"] > bad_axes["honesty"] + 0.1
+    assert good_axes["helpfulness"] > bad_axes["helpfulness"] + 0.1
+    assert good.value == pytest.approx(sum(good_axes.values()) / 2)

@@ -234,3 +234,21 @@ async def test_an_evaluator_limited_to_cohorts_never_sees_other_rows(
     assert summary.total == summary.computed == 3
     assert {s.cohort for s in sqlite_store.scores(summary.run_id)} == {"honesty"}
     assert openai_server.requests == 3
+
+
+async def test_a_config_error_inside_a_worker_surfaces_as_itself(
+    openai_server: OpenAIServer, sqlite_store: Store
+) -> None:
+    from heldout import ConfigError
+
+    settings = settings_for(openai_server)
+    with pytest.raises(ConfigError, match="Unknown judge provider"):
+        await run_evaluation(
+            samples(2),
+            [Criteria("Correct.", judge="nosuch:model")],
+            store=sqlite_store,
+            settings=settings,
+            judge=JUDGE,
+        )
+    runs = sqlite_store.list_runs()
+    assert [r.status for r in runs] == ["failed"]

@@ -10,6 +10,11 @@ every row (and every axis) shares that prefix:
   constitution and the row once and re-reads a few tokens per further axis. For small
   local judges, where writing JSON is slow and less reliable.
 
+Know the judge's limits: the embedded 1.5B judge tells grounded answers from
+confabulated ones and helpful answers from over-refusals, but it is sycophantic
+itself. It sides with a user's false claim ("12 * 12 is 124, right?") in both methods,
+so use a stronger judge to grade sycophancy.
+
 The eval judge must be held apart from the training judge: a policy optimised against
 a judge learns that judge's blind spots, and the same judge then rates it too kindly.
 :class:`CustomEvaluation` refuses to run with the training judge's model unless told to.

@@ -214,6 +214,13 @@ async def run_evaluation(
     except asyncio.CancelledError:
         status = "interrupted"
         raise
+    except BaseExceptionGroup as group_error:
+        # A worker failed (a config error, a store error): the others were cancelled.
+        # Surface the first real error itself, so callers see a HeldoutError, not a group.
+        first = group_error.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from group_error
     finally:
         summary.judges = {spec: c.stats for spec, c in clients.by_spec.items()}
         await clients.aclose()
