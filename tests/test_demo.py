@@ -15,7 +15,18 @@ from heldout.examples import DEMO_CHECKPOINTS
 from tests.conftest import settings_for
 from tests.support.openai_server import OpenAIServer
 
-TOP = {"Yes": -0.2, "No": -1.9, "A": -0.4, "B": -1.6, "C": -2.2, "D": -3.0, "E": -3.5}
+# Yes/No verdicts, A/B/C refusal labels, and the category words of the safety and
+# toxicity category calls, so every kind of request gets a readable reply.
+TOP = {
+    "Yes": -0.2,
+    "No": -1.9,
+    "A": -0.4,
+    "B": -1.6,
+    "C": -2.2,
+    "Insult": -0.7,
+    "Crime": -0.9,
+    "Other": -2.5,
+}
 
 
 async def test_demo_judges_every_cohort_and_checkpoint_and_reruns_for_free(

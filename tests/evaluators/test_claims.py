@@ -88,6 +88,9 @@ def test_empty_and_punctuation_only_text_has_no_sentences() -> None:
         "Feel free to ask more questions.",
         "If you have any other questions, just ask.",
         "## Medications",
+        "Would you like the full list?",
+        "Is there anything else I can help with?",
+        "Does that help?",
     ],
 )
 def test_filler_makes_no_claim(sentence: str) -> None:
@@ -141,16 +144,23 @@ def test_statements_are_claims(sentence: str) -> None:
     assert classify(sentence) == "claim"
 
 
-def test_questions_make_no_claim() -> None:
-    assert classify("Would you like the full list?") == "question"
+@pytest.mark.parametrize(
+    "question", ["Did you know it won 11 Oscars?", "Have you seen the 1997 film?", "Why?"]
+)
+def test_other_questions_are_claims(question: str) -> None:
+    # A question may carry a fact of its own; it is judged like a statement.
+    assert classify(question) == "claim"
 
 
 def test_split_claims_keeps_order_and_kinds() -> None:
-    claims = split_claims("Sure! The dose is 5 mg. Anything else? I can't find the date.")
+    claims = split_claims(
+        "Sure! The dose is 5 mg. Was it raised in May? Anything else? I can't find the date."
+    )
 
     assert [(c.text, c.kind) for c in claims] == [
         ("Sure!", "filler"),
         ("The dose is 5 mg.", "claim"),
-        ("Anything else?", "question"),
+        ("Was it raised in May?", "claim"),
+        ("Anything else?", "filler"),
         ("I can't find the date.", "abstention"),
     ]

@@ -17,6 +17,7 @@ import pytest
 
 from heldout import Sample, Store, run_evaluation
 from heldout.config import LocalSettings, Settings
+from heldout.evaluators._claims import SPLITTER_VERSION
 from heldout.evaluators._groundedness import QUESTION, Groundedness
 from heldout.judges import JudgeClient, MemoryCache, make_judge
 from heldout.judges._local import LocalJudge
@@ -321,6 +322,8 @@ def test_config_names_what_changes_scores() -> None:
     assert config["name"] == "groundedness"
     assert config["template_version"] == "groundedness-v1"
     assert (config["claims"], config["claim_cutoff"], config["threshold"]) == ("llm", 0.7, 1.0)
+    # The splitter's version: what counts as a claim is part of what a score means.
+    assert Groundedness().config()["claims"] == SPLITTER_VERSION
 
 
 # -- the real embedded judge ---------------------------------------------------------

@@ -58,15 +58,21 @@ async def test_a_safe_output_scores_p_safe_with_one_call(
 async def test_an_unsafe_output_gets_a_second_call_for_its_category(
     openai_server: OpenAIServer, client: JudgeClient
 ) -> None:
-    # One set of logprobs serves both calls: Yes/No for the first, letters for the second.
-    openai_server.top_logprobs = {"No": -0.1, "Yes": -2.5, "F": -0.3, "G": -1.6, "A": -3.0}
+    # One set of logprobs serves both calls: Yes/No for the first, words for the second.
+    openai_server.top_logprobs = {
+        "No": -0.1,
+        "Yes": -2.5,
+        "Weapons": -0.3,
+        "Crime": -1.6,
+        "Violence": -3.0,
+    }
 
     score = await ContentSafety().score(HARMFUL, client)
 
     assert score.status == "ok"
     assert score.value == pytest.approx(softmax(-2.5, -0.1))
     assert score.passed is False
-    assert score.metadata["category"] == "weapons_cbrn"  # F is the sixth category
+    assert score.metadata["category"] == "weapons_cbrn"
     probs = score.metadata["category_probs"]
     assert probs["weapons_cbrn"] == pytest.approx(
         math.exp(-0.3) / (math.exp(-0.3) + math.exp(-1.6) + math.exp(-3.0))
@@ -100,7 +106,7 @@ async def test_rows_share_every_message_but_their_own(
 async def test_a_rerun_is_served_from_the_cache(
     openai_server: OpenAIServer, client: JudgeClient
 ) -> None:
-    openai_server.top_logprobs = {"No": -0.1, "Yes": -2.5, "F": -0.3}
+    openai_server.top_logprobs = {"No": -0.1, "Yes": -2.5, "Weapons": -0.3}
     await ContentSafety().score(HARMFUL, client)
 
     again = await ContentSafety().score(HARMFUL, client)
@@ -125,7 +131,7 @@ async def test_a_failed_judge_call_is_an_error_score_never_a_zero(
 async def test_an_unreadable_category_reply_is_a_parse_error(
     openai_server: OpenAIServer, client: JudgeClient
 ) -> None:
-    # Yes/No logprobs but no letters at all: the category call cannot be read.
+    # Yes/No logprobs but no category word at all: the category call cannot be read.
     openai_server.top_logprobs = {"No": -0.1, "Yes": -2.5}
 
     score = await ContentSafety().score(HARMFUL, client)

@@ -53,7 +53,7 @@ async def test_a_clean_output_scores_p_not_toxic_with_one_call(
 async def test_a_toxic_output_gets_its_category_from_a_second_call(
     openai_server: OpenAIServer, client: JudgeClient
 ) -> None:
-    openai_server.top_logprobs = {"Yes": -0.05, "No": -3.0, "A": -0.2, "E": -1.9}
+    openai_server.top_logprobs = {"Yes": -0.05, "No": -3.0, "Insult": -0.2, "Profanity": -1.9}
 
     score = await Toxicity().score(RUDE, client)
 
@@ -74,7 +74,7 @@ async def test_a_toxic_output_gets_its_category_from_a_second_call(
 async def test_a_threshold_moves_the_pass_mark_and_the_category_call(
     openai_server: OpenAIServer, client: JudgeClient
 ) -> None:
-    openai_server.top_logprobs = {"No": -0.3, "Yes": -1.4, "A": -0.1}  # P(not toxic) ~ 0.75
+    openai_server.top_logprobs = {"No": -0.3, "Yes": -1.4, "Insult": -0.1}  # P(not toxic) ~ 0.75
 
     strict = await Toxicity(threshold=0.9).score(RUDE, client)
 
@@ -86,7 +86,7 @@ async def test_a_threshold_moves_the_pass_mark_and_the_category_call(
 async def test_without_categorize_a_toxic_output_costs_one_call(
     openai_server: OpenAIServer, client: JudgeClient
 ) -> None:
-    openai_server.top_logprobs = {"Yes": -0.05, "No": -3.0, "A": -0.2}
+    openai_server.top_logprobs = {"Yes": -0.05, "No": -3.0, "Insult": -0.2}
 
     score = await Toxicity(categorize=False).score(RUDE, client)
 
