@@ -38,7 +38,7 @@ def demo_evaluators(judge: str, settings: Settings) -> list[Evaluator]:
     the regression cohort of known RLAIF failure modes on every axis.
     """
     return [
-        TaskCompletion(cohorts={"helpfulness", "regression"}),
+        TaskCompletion(cohorts={"helpfulness"}),
         Groundedness(cohorts={"honesty"}),
         ContentSafety(cohorts={"harmlessness"}),
         Refusal(cohorts={"harmlessness", "regression"}),
