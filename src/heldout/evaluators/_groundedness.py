@@ -107,7 +107,9 @@ class Groundedness(Evaluator):
         claims: ``sentences`` splits the output with a deterministic sentence splitter;
             ``llm`` asks the judge for a JSON list of atomic claims first (one extra
             call per row; use a capable judge).
-        claim_cutoff: The P(Yes) at or above which a claim counts as supported.
+        claim_cutoff: The P(Yes) at or above which a claim counts as supported. The
+            embedded judge is lenient: with it, 0.7 agreed far better with people on
+            BEGIN (``bench/validity/RESULTS-groundedness.md``).
         judge: A judge spec or client; None uses the configured eval judge.
         threshold: The pass mark of the score (the supported fraction).
         cohorts: Only rows of these cohorts are judged; None judges every row.
