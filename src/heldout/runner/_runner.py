@@ -1,7 +1,10 @@
 """The runner: streams (sample, evaluator) work through bounded workers into the store.
 
-Every score is written, and committed, the moment it is computed, and every judge
-reply is cached before its score is written. A run killed at any point therefore
+Every score is committed before its worker takes the next row, and every judge reply
+is cached in the same or an earlier transaction than its score. The commits happen on
+a writer thread that groups whatever is queued into one transaction
+(:class:`~heldout.store.GroupWriter`), so the event loop never waits on the disk. A
+run killed at any point therefore
 loses at most the calls in flight; rerunning the same run skips every finished
 score (``ok`` or ``skipped``), retries ``error`` scores, and is served from the cache
 for any call that finished but whose score was not yet written.
@@ -22,7 +25,7 @@ from heldout.evaluators._base import Evaluator
 from heldout.evaluators._score import Score
 from heldout.judges._client import ClientStats, JudgeClient
 from heldout.judges._factory import make_judge
-from heldout.store import Store, sample_key
+from heldout.store import GroupWriter, Store, sample_key
 
 _SAMPLE_BATCH = 500
 
@@ -80,9 +83,9 @@ def run_id_for(rows: Sequence[Row], evaluators: Sequence[Evaluator], judge: str)
 class _Clients:
     """One judge client per spec, all sharing the store as response cache."""
 
-    def __init__(self, settings: Settings, store: Store, default_spec: str) -> None:
+    def __init__(self, settings: Settings, cache: GroupWriter, default_spec: str) -> None:
         self._settings = settings
-        self._store = store
+        self._cache = cache
         self._default = default_spec
         self.by_spec: dict[str, JudgeClient] = {}
 
@@ -94,7 +97,7 @@ class _Clients:
         spec = evaluator.judge_spec or self._default
         if spec not in self.by_spec:
             judge = make_judge(spec, self._settings)
-            self.by_spec[spec] = JudgeClient(judge, settings=self._settings, cache=self._store)
+            self.by_spec[spec] = JudgeClient(judge, settings=self._settings, cache=self._cache)
         return self.by_spec[spec]
 
     async def aclose(self) -> None:
@@ -183,7 +186,8 @@ async def run_evaluation(
     if progress is not None:
         progress.start(summary.total, summary.resumed)
 
-    clients = _Clients(settings, store, default_spec)
+    writer = GroupWriter(store)
+    clients = _Clients(settings, writer, default_spec)
     queue: asyncio.Queue[tuple[str | None, Sample, Evaluator] | None] = asyncio.Queue(
         maxsize=2 * workers
     )
@@ -198,7 +202,7 @@ async def run_evaluation(
         while (item := await queue.get()) is not None:
             cp, sample, evaluator = item
             score = await evaluator.score(sample, clients.for_evaluator(evaluator))
-            store.write_score(run_id, score, checkpoint=cp)
+            await writer.write_score(run_id, score, checkpoint=cp)
             summary.computed += 1
             summary.errors += score.status == "error"
             if progress is not None:
@@ -224,6 +228,7 @@ async def run_evaluation(
     finally:
         summary.judges = {spec: c.stats for spec, c in clients.by_spec.items()}
         await clients.aclose()
+        await writer.aclose()
         store.finish_run(run_id, status)
     return summary
 

@@ -14,9 +14,11 @@ from heldout.store._models import (
     sample_key,
 )
 from heldout.store._store import Store
+from heldout.store._writer import GroupWriter
 
 __all__ = [
     "CohortAggregate",
+    "GroupWriter",
     "RunRecord",
     "RunStatus",
     "Store",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar, get_args
 
@@ -17,7 +18,7 @@ from heldout.data._sample import Sample
 from heldout.evaluators._score import Score
 from heldout.judges._types import JudgeReply
 from heldout.store import _sql
-from heldout.store._engine import begin_sqlite, create_engine, store_error
+from heldout.store._engine import BUSY_TIMEOUT_S, begin_sqlite, create_engine, store_error
 from heldout.store._migrate import migrate
 from heldout.store._models import (
     CohortAggregate,
@@ -30,6 +31,8 @@ from heldout.store._schema import runs, samples, scores
 from heldout.store._url import DEFAULT_URL, mask_url, parse_url
 
 T = TypeVar("T")
+
+_READ_REPLY = "SELECT reply FROM judge_cache WHERE key = ?"
 
 _BATCH = 1000
 """Rows per executemany when writing many samples or scores."""
@@ -66,6 +69,12 @@ class Store:
         # of three (BEGIN, statement, COMMIT). A single statement is atomic anyway.
         self._autocommit: Connection | None = None
         self._closed = False
+        # SQLite files only: cache lookups read on a connection of their own, so in WAL
+        # mode they never wait for the writer thread's commit (see GroupWriter).
+        database = url.database if self._sqlite else None
+        self._reader_path = database if database not in (None, "", ":memory:") else None
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
 
     @classmethod
     def open(cls, url: str | None = None) -> Store:
@@ -294,10 +303,39 @@ class Store:
         )
         return sorted((_sql.cohort_aggregate(row) for row in rows), key=_aggregate_order)
 
+    def write_batch(
+        self,
+        replies: Sequence[tuple[str, JudgeReply, str]],
+        scored: Sequence[tuple[str, Score, str | None]],
+    ) -> None:
+        """Cache replies and write scores in one transaction: a group commit.
+
+        The replies go first, so a score is never committed without the reply it was
+        computed from. See :class:`~heldout.store.GroupWriter`, which collects them.
+
+        Args:
+            replies: ``(key, reply, provider)`` triples, as :meth:`put` takes them.
+            scored: ``(run_id, score, checkpoint)`` triples, as :meth:`write_score` takes them.
+        """
+        at = _sql.now()
+        reply_rows = [_reply_row(key, reply, provider, at) for key, reply, provider in replies]
+        score_rows = [_sql.score_row(run, score, cp, at) for run, score, cp in scored]
+
+        def work(conn: Connection) -> None:
+            if reply_rows:
+                self._execute_batched(conn, self._sql.put_reply, reply_rows)
+            if score_rows:
+                self._execute_batched(conn, self._sql.upsert_score, score_rows)
+
+        runs_of = sorted({run for run, _, _ in scored})
+        self._run("write scores", work, write=True, many=True, run_id=", ".join(runs_of))
+
     # -- ResponseCache ----------------------------------------------------------------
 
     def get(self, key: str) -> JudgeReply | None:
         """The judge reply cached under ``key``, or None."""
+        if self._reader_path is not None:
+            return self._read_reply(key)
         statement = self._sql.get_reply
         reply = self._run(
             "read the judge cache", lambda conn: conn.execute(statement, {"key": key}).scalar()
@@ -312,15 +350,28 @@ class Store:
             reply: The judge's reply.
             provider: The judge provider, recorded for inspection only.
         """
-        row = {
-            "key": key,
-            "provider": provider,
-            "model": reply.model,
-            "reply": reply.model_dump(mode="json"),
-            "created_at": _sql.now(),
-        }
+        row = _reply_row(key, reply, provider, _sql.now())
         statement = self._sql.put_reply
         self._run("write the judge cache", lambda conn: conn.execute(statement, row), write=True)
+
+    def _read_reply(self, key: str) -> JudgeReply | None:
+        # Straight to the driver: through SQLAlchemy a lookup costs ten times as much,
+        # and it runs on the event loop once per judge call.
+        with self._read_lock:
+            if self._closed:
+                raise StoreError(f"Cannot read the judge cache: the store at {self.url} is closed.")
+            try:
+                if self._reader is None:
+                    self._reader = sqlite3.connect(
+                        self._reader_path or "",
+                        timeout=BUSY_TIMEOUT_S,
+                        isolation_level=None,
+                        check_same_thread=False,
+                    )
+                row = self._reader.execute(_READ_REPLY, (key,)).fetchone()
+            except sqlite3.Error as exc:
+                raise store_error("read the judge cache", self._url, exc) from exc
+        return None if row is None else JudgeReply.model_validate_json(row[0])
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -333,6 +384,10 @@ class Store:
                     conn.close()
             self._conn = self._autocommit = None
             self._engine.dispose()
+        with self._read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def __enter__(self) -> Store:
         return self
@@ -406,3 +461,13 @@ class Store:
 def _aggregate_order(a: CohortAggregate) -> tuple[bool, str, str, str]:
     # None (a plain eval) first; the backends disagree on where NULLs sort.
     return (a.checkpoint is not None, a.checkpoint or "", a.cohort, a.evaluator)
+
+
+def _reply_row(key: str, reply: JudgeReply, provider: str, at: datetime) -> dict[str, Any]:
+    return {
+        "key": key,
+        "provider": provider,
+        "model": reply.model,
+        "reply": reply.model_dump(mode="json"),
+        "created_at": at,
+    }
