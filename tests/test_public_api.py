@@ -17,6 +17,7 @@ PACKAGES = [
     "heldout.evals",
     "heldout.examples",
     "heldout.reports",
+    "heldout.analysis",
 ]
 
 

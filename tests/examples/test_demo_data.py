@@ -129,5 +129,5 @@ def test_a_line_without_an_output_is_a_data_error(tmp_path: Path, prompts: Datas
 
 
 def test_a_missing_checkpoint_file_is_a_data_error() -> None:
-    with pytest.raises(DataError, match=r"nope\.jsonl: cannot open file"):
+    with pytest.raises(DataError, match=r"nope\.jsonl: file not found"):
         load_demo_checkpoints(checkpoints_dir=DEMO_CHECKPOINTS_DIR, checkpoints=("nope",))

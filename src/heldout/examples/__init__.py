@@ -1,12 +1,12 @@
 """Example data shipped with heldout, used by ``heldout demo``."""
 
+from heldout.data import with_checkpoint_outputs
 from heldout.examples._demo_data import (
     DEMO_CHECKPOINTS,
     DEMO_CHECKPOINTS_DIR,
     DEMO_PROMPTS,
     EXAMPLES_DIR,
     load_demo_checkpoints,
-    with_checkpoint_outputs,
 )
 
 QUICKSTART = EXAMPLES_DIR / "quickstart.jsonl"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from heldout._errors import StoreError
+from heldout.analysis import axis_results
 from heldout.store import CohortAggregate, RunRecord, Store, StoredSample, StoredScore
 
 Key = tuple[str | None, str]
@@ -372,27 +372,8 @@ def _drill_rows(
     return tuple(rows)
 
 
-def axis_scores(score: StoredScore) -> dict[str, dict[str, Any]]:
-    """The per-axis results of a score (``metadata["axes"]``), keeping well-formed axes only.
-
-    An axis is kept when its entry is a mapping with a numeric ``score``; ``reason``
-    and ``passed`` are passed through when present.
-    """
-    raw = score.metadata.get("axes")
-    if not isinstance(raw, Mapping):
-        return {}
-    axes = {}
-    for axis, entry in raw.items():
-        if not isinstance(entry, Mapping):
-            continue
-        value = entry.get("score")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            axes[str(axis)] = {
-                "score": float(value),
-                "reason": str(entry.get("reason") or ""),
-                "passed": entry.get("passed") if isinstance(entry.get("passed"), bool) else None,
-            }
-    return axes
+axis_scores = axis_results
+"""The per-axis results of a score; see :func:`heldout.analysis.axis_results`."""
 
 
 def axis_means(scores: Iterable[StoredScore]) -> dict[str, dict[str, dict[str | None, float]]]:

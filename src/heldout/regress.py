@@ -1,0 +1,348 @@
+"""RegressionEval: every checkpoint of a sweep against the held-out cohorts.
+
+The flow of :meth:`RegressionEval.run`::
+
+    sweep file ─> prompts (cohorts) ─> each checkpoint's outputs
+                    │ files are read; endpoints and GGUF files generate, cached
+                    ▼
+    runner: every evaluator on every checkpoint's rows, interleaved, resumable
+                    ▼
+    analysis: means with intervals, paired deltas against the baseline under
+              Holm/BH, eval-fail rates, regressions and fixes, the checkpoint to ship
+                    ▼
+    JSON, CSV and an HTML report
+
+A rerun of the same sweep resumes its run: no output is generated twice and no
+finished score is computed again. A prompt whose generation failed is recorded as an
+``error`` score on every evaluator of its row (never a score), and retried next time.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import inspect
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from heldout._errors import ConfigError, JudgeError
+from heldout._sync import run_sync
+from heldout.analysis import (
+    RegressionTable,
+    RowChange,
+    Selection,
+    regression_table,
+    row_changes,
+    select_checkpoint,
+    with_axis_metrics,
+)
+from heldout.config import Settings, load_settings
+from heldout.data import Dataset, Sample, with_checkpoint_outputs
+from heldout.evaluators import CustomEvaluation, Evaluator, Score, evaluators
+from heldout.judges import JudgeClient, make_judge
+from heldout.runner import Progress, RunSummary, run_evaluation
+from heldout.runner._generate import Generated, OutputProgress, generate_outputs
+from heldout.store import GroupWriter, Store, StoredScore
+from heldout.sweep import EvaluatorConfig, SweepConfig, load_sweep
+
+
+@dataclass
+class RegressionResult:
+    """What a sweep found.
+
+    Attributes:
+        sweep: The sweep, with its paths resolved.
+        run_id: The run in the store holding every score.
+        summary: What the runner computed and resumed (None when only analysed).
+        generated: Per generated checkpoint: outputs made, cached and failed.
+        table: Per checkpoint, cohort and metric: mean, interval, delta, test.
+        changes: Rows the baseline passed that a checkpoint fails, and the reverse.
+        selection: The checkpoint to ship and why each other was passed over.
+    """
+
+    sweep: SweepConfig
+    run_id: str
+    summary: RunSummary | None
+    table: RegressionTable
+    changes: list[RowChange]
+    selection: Selection | None
+    generated: dict[str, Generated] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything as JSON-ready data."""
+        return {
+            "sweep": self.sweep.model_dump(mode="json"),
+            "run_id": self.run_id,
+            "baseline": self.table.baseline,
+            "checkpoints": {
+                c.name: {"source": _source(c), "params": c.params} for c in self.sweep.checkpoints
+            },
+            "generation_failures": {
+                name: {sid: str(err) for sid, err in g.failures.items()}
+                for name, g in self.generated.items()
+            },
+            "table": self.table.to_records(),
+            "changes": [c.model_dump(mode="json") for c in self.changes],
+            "selection": None if self.selection is None else self.selection.model_dump(mode="json"),
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` as JSON; returns the path."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(self.to_dict(), indent=2, default=str), encoding="utf-8")
+        return out
+
+    def write_csv(self, path: str | Path) -> Path:
+        """Write the table, one line per (checkpoint, cohort, metric); returns the path."""
+        records = self.table.to_records()
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(records[0]) if records else ["empty"])
+            writer.writeheader()
+            writer.writerows(records)
+        return out
+
+
+class RegressionEval:
+    """Evaluate every checkpoint of a sweep against its baseline.
+
+    Args:
+        sweep: A :class:`~heldout.sweep.SweepConfig` or the path of a sweep YAML file.
+        store: Where outputs, scores and judge replies go; default the configured store
+            (opened and closed by :meth:`run`).
+        settings: Judge endpoints and limits; default from ``heldout.toml`` and env.
+
+    Example:
+        >>> result = RegressionEval("sweep.yaml").run()  # doctest: +SKIP
+        >>> result.selection.chosen  # doctest: +SKIP
+        'dpo-beta-0.1'
+    """
+
+    def __init__(
+        self,
+        sweep: SweepConfig | str | Path,
+        *,
+        store: Store | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self.sweep = sweep if isinstance(sweep, SweepConfig) else load_sweep(sweep)
+        self.settings = settings or load_settings()
+        self._store = store
+        self.eval_judge = self.sweep.eval_judge or self.settings.eval_judge
+        self.training_judge = self.sweep.training_judge or self.settings.training_judge
+        same = bool(self.training_judge) and self.training_judge == self.eval_judge
+        if same and not self.sweep.allow_training_judge:
+            raise ConfigError(
+                f"sweep {self.sweep.name!r}: the eval judge {self.eval_judge!r} is the "
+                "training judge. A policy trained on its preferences will look better to "
+                "it than it is. Choose another eval_judge, or set allow_training_judge: "
+                "true to go on anyway."
+            )
+        self.evaluators = [self._evaluator(c) for c in self.sweep.evaluators]
+        self.prompts = self._prompts()
+        self.run_id = f"regress-{self.sweep.name}-{self._digest()}"
+
+    def run(
+        self, *, progress: Progress | None = None, outputs: OutputProgress | None = None
+    ) -> RegressionResult:
+        """Generate what is missing, judge what is not judged yet, and analyse."""
+        return run_sync(self.arun(progress=progress, outputs=outputs))
+
+    async def arun(
+        self, *, progress: Progress | None = None, outputs: OutputProgress | None = None
+    ) -> RegressionResult:
+        """The async twin of :meth:`run`."""
+        store = self._store or Store.open(self.settings.db_url)
+        try:
+            by_checkpoint, generated = await self._outputs(store, outputs)
+            self._begin(store)
+            self._record_generation_failures(store, generated)
+            summary = await run_evaluation(
+                by_checkpoint,
+                self.evaluators,
+                store=store,
+                settings=self.settings,
+                judge=self.eval_judge,
+                run_id=self.run_id,
+                name=self.sweep.name,
+                kind="regress",
+                workers=self.sweep.workers,
+                progress=progress,
+            )
+            result = self.analyse(store)
+            result.summary, result.generated = summary, generated
+            return result
+        finally:
+            if self._store is None:
+                store.close()
+
+    def analyse(self, store: Store) -> RegressionResult:
+        """The table, changes and selection from the scores stored so far (no calls)."""
+        scores = self.metric_scores(store.scores(self.run_id))
+        stats = self.sweep.statistics
+        table = regression_table(
+            scores,
+            baseline=self.sweep.baseline,
+            confidence=stats.confidence,
+            test=stats.test,
+            correction=stats.correction,
+            alpha=stats.alpha,
+            n_resamples=stats.n_resamples,
+            seed=stats.seed,
+        )
+        selection = None
+        if self.sweep.selection is not None:
+            chosen = self.sweep.selection
+            selection = select_checkpoint(
+                table,
+                objective=chosen.objective,
+                guards=chosen.guards,
+                max_error_rate=chosen.max_error_rate,
+            )
+        return RegressionResult(
+            sweep=self.sweep,
+            run_id=self.run_id,
+            summary=None,
+            table=table,
+            changes=row_changes(scores, baseline=self.sweep.baseline),
+            selection=selection,
+        )
+
+    def metric_scores(self, scores: Iterable[StoredScore]) -> list[StoredScore]:
+        """Scores in sweep order, with one more metric per constitutional axis."""
+        axes = {e.name: e.axes for e in self.evaluators if isinstance(e, CustomEvaluation)}
+        rank = {c.name: i for i, c in enumerate(self.sweep.checkpoints)}
+        ordered = sorted(scores, key=lambda s: rank.get(s.checkpoint or "", len(rank)))
+        return list(with_axis_metrics(ordered, axes))
+
+    # -- set-up ---------------------------------------------------------------------
+
+    def _evaluator(self, config: EvaluatorConfig) -> Evaluator:
+        cls = evaluators.get(config.type)
+        kwargs: dict[str, Any] = dict(config.options)
+        kwargs.update(judge=config.judge, threshold=config.threshold, cohorts=config.cohorts)
+        accepted = inspect.signature(cls).parameters
+        extras = {
+            "constitution": config.constitution,
+            "axes": config.axes,
+            "settings": self.settings,
+            "training_judge": self.training_judge,
+            "allow_training_judge": self.sweep.allow_training_judge,
+        }
+        for name, value in extras.items():
+            if name in accepted and value is not None:
+                kwargs[name] = value
+        if config.criteria is not None:
+            kwargs["criteria"] = config.criteria
+        unknown = sorted(k for k in kwargs if k not in accepted)
+        if unknown:
+            raise ConfigError(
+                f"sweep {self.sweep.name!r}: evaluator {config.type!r} takes no "
+                f"{', '.join(unknown)}. It takes: {', '.join(sorted(accepted))}"
+            )
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:
+            raise ConfigError(
+                f"sweep {self.sweep.name!r}: evaluator {config.type!r}: {exc}"
+            ) from exc
+
+    def _prompts(self) -> Dataset:
+        source = self.sweep.dataset
+        prompts = Dataset.load(source.path, mapping=source.mapping, cohort=source.cohort)
+        return prompts if source.cohorts is None else prompts.filter(cohorts=source.cohorts)
+
+    def _digest(self) -> str:
+        """What the run's scores depend on: the sweep, the prompts and the output files."""
+        digest = hashlib.sha256(self.sweep.digest().encode())
+        digest.update(self.prompts.fingerprint().encode())
+        for checkpoint in self.sweep.checkpoints:
+            if checkpoint.outputs is not None:
+                digest.update(hashlib.sha256(checkpoint.outputs.read_bytes()).digest())
+        digest.update(self.eval_judge.encode())
+        return digest.hexdigest()[:12]
+
+    # -- outputs --------------------------------------------------------------------
+
+    async def _outputs(
+        self, store: Store, progress: OutputProgress | None
+    ) -> tuple[dict[str, Sequence[Sample]], dict[str, Generated]]:
+        by_checkpoint: dict[str, Sequence[Sample]] = {}
+        policies: dict[str, tuple[JudgeClient, Any]] = {}
+        async with GroupWriter(store) as cache:
+            for checkpoint in self.sweep.checkpoints:
+                if checkpoint.outputs is not None:
+                    by_checkpoint[checkpoint.name] = list(
+                        with_checkpoint_outputs(
+                            self.prompts, checkpoint.outputs, name=checkpoint.name
+                        )
+                    )
+                elif checkpoint.policy is not None:
+                    judge = make_judge(checkpoint.policy, self.settings)
+                    client = JudgeClient(judge, settings=self.settings, cache=cache)
+                    policies[checkpoint.name] = (client, self.sweep.sampling_of(checkpoint))
+            generated: dict[str, Generated] = {}
+            try:
+                if policies:
+                    generated = await generate_outputs(
+                        list(self.prompts), policies, workers=self.sweep.workers, progress=progress
+                    )
+            finally:
+                for client, _ in policies.values():
+                    await client.aclose()
+        for checkpoint in self.sweep.checkpoints:  # keep the sweep's order
+            if checkpoint.name in generated:
+                by_checkpoint[checkpoint.name] = generated[checkpoint.name].samples
+        ordered = {c.name: by_checkpoint[c.name] for c in self.sweep.checkpoints}
+        return ordered, generated
+
+    def _begin(self, store: Store) -> None:
+        store.begin_run(self.run_id, name=self.sweep.name, kind="regress", config=self._config())
+
+    def _config(self) -> dict[str, Any]:
+        return {
+            "sweep": self.sweep.model_dump(mode="json"),
+            "evaluators": [e.config() for e in self.evaluators],
+            "judge": self.eval_judge,
+            "checkpoints": [c.name for c in self.sweep.checkpoints],
+        }
+
+    def _record_generation_failures(self, store: Store, generated: dict[str, Generated]) -> None:
+        for name, result in generated.items():
+            failed = [self.prompts.by_id(sid) for sid in result.failures]
+            if not failed:
+                continue
+            store.put_samples(self.run_id, failed, checkpoint=name)
+            scores = [
+                _generation_error(sample, evaluator, result.failures[sample.id])
+                for sample in failed
+                for evaluator in self.evaluators
+                if evaluator.applies_to(sample)
+            ]
+            store.write_scores(self.run_id, scores, checkpoint=name)
+
+
+def _generation_error(sample: Sample, evaluator: Evaluator, error: JudgeError) -> Score:
+    return Score(
+        sample_id=sample.id,
+        cohort=sample.cohort,
+        evaluator=evaluator.name,
+        status="error",
+        error_kind="generation",
+        error=f"the checkpoint produced no output: {error}",
+        template_version=evaluator.template_version,
+    )
+
+
+def _source(checkpoint: Any) -> str:
+    if checkpoint.outputs is not None:
+        return f"outputs:{checkpoint.outputs}"
+    return str(checkpoint.policy)
+
+
+__all__ = ["RegressionEval", "RegressionResult"]
