@@ -40,8 +40,10 @@ from heldout.analysis import (
     with_axis_metrics,
 )
 from heldout.config import Settings, load_settings
+from heldout.constitutions import DEFAULT_CONSTITUTION
 from heldout.data import Dataset, Sample, with_checkpoint_outputs
 from heldout.evaluators import CustomEvaluation, Evaluator, Score, evaluators
+from heldout.evaluators._custom import model_key
 from heldout.judges import JudgeClient, make_judge
 from heldout.runner import Progress, RunSummary, run_evaluation
 from heldout.runner._generate import Generated, OutputProgress, generate_outputs
@@ -135,14 +137,7 @@ class RegressionEval:
         self._store = store
         self.eval_judge = self.sweep.eval_judge or self.settings.eval_judge
         self.training_judge = self.sweep.training_judge or self.settings.training_judge
-        same = bool(self.training_judge) and self.training_judge == self.eval_judge
-        if same and not self.sweep.allow_training_judge:
-            raise ConfigError(
-                f"sweep {self.sweep.name!r}: the eval judge {self.eval_judge!r} is the "
-                "training judge. A policy trained on its preferences will look better to "
-                "it than it is. Choose another eval_judge, or set allow_training_judge: "
-                "true to go on anyway."
-            )
+        self._check_held_apart()
         self.evaluators = [self._evaluator(c) for c in self.sweep.evaluators]
         self.prompts = self._prompts()
         self.run_id = f"regress-{self.sweep.name}-{self._digest()}"
@@ -222,13 +217,32 @@ class RegressionEval:
 
     # -- set-up ---------------------------------------------------------------------
 
+    def _check_held_apart(self) -> None:
+        """Refuse an eval judge (the sweep's or an evaluator's) that is the training judge.
+
+        Specs are compared by model, as CustomEvaluation does: ``openai:gpt-4o`` and
+        ``openai:gpt-4o-2024-08-06@http://proxy/v1`` are the same judge.
+        """
+        if not self.training_judge or self.sweep.allow_training_judge:
+            return
+        trained = model_key(self.training_judge)
+        judges = [self.eval_judge, *(c.judge for c in self.sweep.evaluators if c.judge)]
+        for spec in dict.fromkeys(judges):
+            if model_key(spec) == trained:
+                raise ConfigError(
+                    f"sweep {self.sweep.name!r}: the eval judge {spec!r} is the training "
+                    f"judge {self.training_judge!r}. A policy trained on its preferences "
+                    "will look better to it than it is. Choose another eval_judge, or set "
+                    "allow_training_judge: true to go on anyway."
+                )
+
     def _evaluator(self, config: EvaluatorConfig) -> Evaluator:
         cls = evaluators.get(config.type)
         kwargs: dict[str, Any] = dict(config.options)
         kwargs.update(judge=config.judge, threshold=config.threshold, cohorts=config.cohorts)
         accepted = inspect.signature(cls).parameters
         extras = {
-            "constitution": config.constitution,
+            "constitution": self._constitution(config.constitution),
             "axes": config.axes,
             "settings": self.settings,
             "training_judge": self.training_judge,
@@ -251,6 +265,20 @@ class RegressionEval:
             raise ConfigError(
                 f"sweep {self.sweep.name!r}: evaluator {config.type!r}: {exc}"
             ) from exc
+
+    def _constitution(self, value: str | None) -> str | None:
+        """A constitution file; a shipped name (``default``) becomes the shipped file."""
+        if value is None or value.endswith((".yaml", ".yml")):
+            return value
+        folder = DEFAULT_CONSTITUTION.parent
+        shipped = folder / f"{value}.yaml"
+        if not shipped.is_file():
+            available = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+            raise ConfigError(
+                f"sweep {self.sweep.name!r}: constitution {value!r} is neither a .yaml file "
+                f"nor a shipped constitution. Shipped: {available}"
+            )
+        return str(shipped)
 
     def _prompts(self) -> Dataset:
         source = self.sweep.dataset

@@ -30,17 +30,42 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from heldout._errors import ConfigError
 from heldout.analysis import Correction, Guard, Objective, TestMethod
 from heldout.data import ColumnMapping
 from heldout.runner._generate import Sampling
 
-Scalar = str | int | float | bool
+
+def _scalar(value: Any) -> Any:
+    # Checked before the union, so a bad value gets one error at its own key instead
+    # of one per union member (``params.beta.str``, ``params.beta.int``, ...).
+    if not isinstance(value, str | int | float | bool):
+        raise ValueError(f"expected a string, number or boolean, got {type(value).__name__}")
+    return value
+
+
+Scalar = Annotated[str | int | float | bool, BeforeValidator(_scalar)]
+
+_FIELD = "sweep_field"
+"""The context key of a model-wide check's error that names the field it is about."""
+
+
+def _error_at(loc: tuple[str | int, ...], message: str) -> PydanticCustomError:
+    """An error of a check across fields, naming the field to blame (for its line)."""
+    return PydanticCustomError("sweep", "{message}", {"message": message, _FIELD: loc})
 
 
 class _Model(BaseModel):
@@ -176,12 +201,17 @@ class SweepConfig(_Model):
     @model_validator(mode="after")
     def _checkpoints(self) -> Self:
         names = [c.name for c in self.checkpoints]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"checkpoint names must be unique; repeated: {', '.join(repeated)}")
+        for index, name in enumerate(names):
+            if name in names[:index]:
+                raise _error_at(
+                    ("checkpoints", index, "name"),
+                    f"checkpoint names must be unique; {name!r} is also "
+                    f"checkpoints[{names.index(name)}]",
+                )
         if self.baseline not in names:
-            raise ValueError(
-                f"baseline {self.baseline!r} is not a checkpoint. Available: {', '.join(names)}"
+            raise _error_at(
+                ("baseline",),
+                f"baseline {self.baseline!r} is not a checkpoint. Available: {', '.join(names)}",
             )
         return self
 
@@ -251,12 +281,20 @@ def load_sweep(path: str | Path) -> SweepConfig:
         config = SweepConfig.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        field = ".".join(str(part) for part in loc) or "(top level)"
+        loc = (*first["loc"], *first.get("ctx", {}).get(_FIELD, ()))
+        field = _field(loc) or "(top level)"
         line = _line_of(root, loc)
         message = first["msg"].removeprefix("Value error, ")
         raise ConfigError(f"{label}:{line}: field {field}: {message}") from exc
     return config.resolve(file.parent)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    """``("checkpoints", 1, "params")`` as ``checkpoints[1].params``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
 def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int:

@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from heldout._doctor import Check
+from heldout.analysis import MetricRow, RegressionTable, Selection
 from heldout.runner import RunSummary
 from heldout.store import CohortAggregate
 
@@ -62,3 +63,78 @@ def checks_table(checks: Sequence[Check]) -> Table:
         status = "[green]ok[/green]" if c.ok else "[red]missing[/red]"
         table.add_row(c.name, status, escape(c.detail), escape(c.fix))
     return table
+
+
+def _interval(low: float | None, high: float | None) -> str:
+    return "" if low is None or high is None else f" [{low:.2f}, {high:.2f}]"
+
+
+def _delta_cell(row: MetricRow) -> str:
+    if row.delta is None:
+        return "-"
+    text = f"{row.delta:+.3f}{_interval(row.delta_ci_low, row.delta_ci_high)}"
+    if row.significant:
+        return f"[green]▲ {text}[/green]" if row.delta > 0 else f"[red]▼ {text}[/red]"
+    return text
+
+
+def regression_view(table: RegressionTable, *, cohort: str | None = None) -> Table:
+    """Per checkpoint and metric: mean with its interval, n, errors, fail rate, and the
+    delta against the baseline with its interval and corrected p-value.
+
+    Args:
+        table: The regression table.
+        cohort: Show this cohort's rows (default: the pooled ``*`` rows, and the rows of
+            metrics seen in one cohort only).
+    """
+    title = (
+        f"against {table.baseline}: {table.test} test, {table.correction} correction, "
+        f"alpha {table.alpha:g}; ▲▼ significant"
+    )
+    view = Table(title=escape(title), title_justify="left")
+    for name in ("checkpoint", "cohort", "metric"):
+        view.add_column(name)
+    for name in ("mean [CI]", "n", "errors", "fail rate", "delta [CI]", "p adj"):
+        view.add_column(name, justify="right")
+    for row in _shown(table, cohort):
+        mean = "-" if row.mean is None else f"{row.mean:.3f}{_interval(row.ci_low, row.ci_high)}"
+        view.add_row(
+            escape(row.checkpoint),
+            escape(row.cohort),
+            escape(row.metric),
+            mean,
+            str(row.n),
+            f"[red]{row.n_error}[/red]" if row.n_error else "0",
+            "-" if row.fail_rate is None else f"{row.fail_rate:.0%}",
+            _delta_cell(row),
+            "-" if row.p_adjusted is None else f"{row.p_adjusted:.3g}",
+        )
+    return view
+
+
+def _shown(table: RegressionTable, cohort: str | None) -> list[MetricRow]:
+    if cohort is not None:
+        return [r for r in table.rows if r.cohort == cohort]
+    pooled = {r.metric for r in table.rows if r.cohort == "*"}
+    return [r for r in table.rows if r.cohort == "*" or r.metric not in pooled]
+
+
+def selection_view(selection: Selection) -> Table:
+    """Every checkpoint's verdict: chosen, eligible or rejected, and why."""
+    chosen = selection.chosen or "none qualifies"
+    view = Table(title=escape(f"checkpoint to ship: {chosen}"), title_justify="left")
+    for name in ("checkpoint", "status", "alignment", "capability", "errors", "why"):
+        view.add_column(name, justify="right" if name in ("alignment", "capability") else "left")
+    colours = {"chosen": "green", "eligible": "yellow", "rejected": "red"}
+    for v in selection.candidates:
+        name = v.checkpoint + (" (baseline)" if v.is_baseline else "")
+        colour = colours.get(v.status, "white")
+        view.add_row(
+            escape(name),
+            f"[{colour}]{v.status}[/{colour}]",
+            "-" if v.alignment is None else f"{v.alignment:.3f}",
+            "-" if v.capability is None else f"{v.capability:.3f}",
+            "-" if v.error_rate is None else f"{v.error_rate:.0%}",
+            escape("; ".join([*v.reasons, *v.warnings])),
+        )
+    return view

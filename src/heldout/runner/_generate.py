@@ -108,6 +108,10 @@ async def generate_outputs(
     Returns:
         Per checkpoint, in the order of ``policies``: the answered prompts and the
         failures.
+
+    Raises:
+        HeldoutError: A checkpoint cannot answer at all (e.g. ``ConfigError``: its
+            model file cannot be loaded); judge errors of single prompts are failures.
     """
     results = {name: Generated(checkpoint=name) for name in policies}
     outputs: dict[str, dict[str, str]] = {name: {} for name in policies}
@@ -135,10 +139,19 @@ async def generate_outputs(
             if progress is not None:
                 progress.output_done(sample.id in results[name].failures)
 
-    async with asyncio.TaskGroup() as group:
-        group.create_task(produce())
-        for _ in range(workers):
-            group.create_task(work())
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            for _ in range(workers):
+                group.create_task(work())
+    except BaseExceptionGroup as group_error:
+        # A worker failed with more than a judge error (a model that cannot load): the
+        # others were cancelled. Raise that error itself, as the runner does, so callers
+        # see a HeldoutError rather than a group.
+        first = group_error.exceptions[0]
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from group_error
 
     for name, generated in results.items():
         answered = outputs[name]

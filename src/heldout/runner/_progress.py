@@ -34,6 +34,8 @@ class RichProgress:
             transient=False,
         )
         self._task: TaskID | None = None
+        self._outputs: TaskID | None = None
+        self._failed_outputs = 0
         self._description = description
 
     def __enter__(self) -> RichProgress:
@@ -56,3 +58,12 @@ class RichProgress:
             return
         self._errors += score.status == "error"
         self._bar.update(self._task, advance=1, errors=self._errors)
+
+    def start_outputs(self, total: int) -> None:
+        self._outputs = self._bar.add_task("generating", total=total, completed=0, errors=0)
+
+    def output_done(self, failed: bool) -> None:
+        if self._outputs is None:
+            return
+        self._failed_outputs += failed
+        self._bar.update(self._outputs, advance=1, errors=self._failed_outputs)
