@@ -3,8 +3,10 @@
 
 The server (tests/support/openai_server.py) runs in its own process with a fixed
 latency. Each row is one judge call through the real runner, JudgeClient and SQLite
-store. Reported per setting: wall time, the client process's CPU time per row (the
-framework's own cost: the server's CPU is not in it), and peak RSS::
+store, next to the floor: the bare openai SDK with a semaphore sending the same
+request. Reported per setting: wall time and the client process's CPU time per row
+for both (the server's CPU is in neither), and their difference, heldout's own CPU
+per row on top of the HTTP client it uses; then the peak RSS::
 
     uv run python bench/throughput.py --n 2000 --latency-ms 0 --concurrency 16,64
 """
@@ -73,6 +75,43 @@ def measure(n: int, base_url: str, concurrency: int, folder: Path) -> dict[str, 
     return {"wall_s": wall, "cpu_ms_per_row": 1000 * cpu / n, "calls": summary.judge_calls}
 
 
+def measure_bare(n: int, base_url: str, concurrency: int) -> dict[str, float]:
+    """The floor: the bare openai SDK with a semaphore, the same JSON-schema request per
+    row, nothing stored. Its CPU per row is the HTTP client's own cost."""
+    import httpx2
+    import openai
+
+    schema = {"type": "object", "properties": {"verdict": {"type": "string"}}}
+
+    async def run() -> None:
+        client = openai.AsyncOpenAI(
+            api_key="sk-bench",
+            base_url=base_url,
+            max_retries=0,
+            http_client=httpx2.AsyncClient(limits=httpx2.Limits(max_connections=concurrency)),
+        )
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            async with limit:
+                await client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": f"Does {i} squared equal {i * i}?"}],
+                    response_format={
+                        "type": "json_schema",
+                        "json_schema": {"name": "verdict", "schema": schema},
+                    },
+                )
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+        await client.close()
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    asyncio.run(run())
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return {"wall_s": wall, "cpu_ms_per_row": 1000 * cpu / n, "calls": n}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=2000)
@@ -83,13 +122,20 @@ def main() -> None:
         folder = Path(tmp)
         server, base_url = start_server(args.latency_ms, folder)
         try:
-            print("| n | latency ms | concurrency | wall s | heldout CPU ms/row | calls |")
-            print("|---|---|---|---|---|---|")
+            print(
+                "| n | latency ms | concurrency | heldout wall s | bare SDK wall s | "
+                "heldout CPU ms/row | bare SDK CPU ms/row | heldout's own CPU ms/row |"
+            )
+            print("|---|---|---|---|---|---|---|---|")
             for c in (int(x) for x in args.concurrency.split(",")):
+                measure_bare(min(args.n, 200), base_url, c)  # warm the server and imports
+                bare = measure_bare(args.n, base_url, c)
                 m = measure(args.n, base_url, c, folder)
+                own = m["cpu_ms_per_row"] - bare["cpu_ms_per_row"]
                 print(
                     f"| {args.n} | {args.latency_ms:g} | {c} | {m['wall_s']:.2f} | "
-                    f"{m['cpu_ms_per_row']:.2f} | {m['calls']:.0f} |"
+                    f"{bare['wall_s']:.2f} | {m['cpu_ms_per_row']:.2f} | "
+                    f"{bare['cpu_ms_per_row']:.2f} | {own:.2f} |"
                 )
         finally:
             server.terminate()

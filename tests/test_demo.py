@@ -55,6 +55,14 @@ async def test_demo_judges_every_cohort_and_checkpoint_and_reruns_for_free(
     html = report.read_text(encoding="utf-8")
     assert "<svg" in html
     assert "rlaif-step-1000" in html
+    # The regression part: deltas against sft per cohort and axis, and the choice.
+    regression = result.regression
+    assert regression.table.baseline == "sft"
+    metrics = {row.metric for row in regression.table.rows}
+    assert any(m.startswith("custom:heldout-default.") for m in metrics)
+    assert regression.selection is not None
+    assert {v.checkpoint for v in regression.selection.candidates} == set(DEMO_CHECKPOINTS)
+    assert "Which checkpoint to ship" in html
 
     calls = openai_server.requests
     again = await run_demo(sqlite_store, settings=settings, judge=judge, report=report)

@@ -1,10 +1,12 @@
 """The main job: the whole flow, offline, on the embedded defaults.
 
 Three checkpoints of an example RLAIF run (``sft``, ``rlaif-step-500``,
-``rlaif-step-1000``) answer about 60 held-out prompts in four cohorts. Every evaluator
-judges the cohorts it applies to, with the embedded local judge; the scores go to the
-store as they come, and an HTML report compares the checkpoints. A second run is
-served from the store and the response cache.
+``rlaif-step-1000``) answer about 60 held-out prompts in four cohorts. The shipped
+sweep (``examples/demo_sweep.yaml``) runs them through a RegressionEval: every
+evaluator judges the cohorts it applies to with the embedded local judge, the scores
+go to the store as they come, the checkpoints are compared with the ``sft`` baseline,
+and one is chosen to ship. The HTML report shows it all. A second run is served from
+the store and the response cache.
 """
 
 from __future__ import annotations
@@ -13,38 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heldout.config import DEFAULT_LOCAL_JUDGE, Settings
-from heldout.evaluators import (
-    ContentSafety,
-    CustomEvaluation,
-    Evaluator,
-    Groundedness,
-    Refusal,
-    TaskCompletion,
-    Toxicity,
-)
-from heldout.examples import load_demo_checkpoints
-from heldout.reports import write_html_report
-from heldout.runner import Progress, RunSummary, run_evaluation
+from heldout.examples import DEMO_SWEEP
+from heldout.regress import RegressionEval, RegressionResult
+from heldout.reports import write_regression_report
+from heldout.runner import Progress, RunSummary
 from heldout.store import CohortAggregate, Store
-
-DEMO_RUN_ID = "demo"
-
-
-def demo_evaluators(judge: str, settings: Settings) -> list[Evaluator]:
-    """Each evaluator on the cohorts where it means something.
-
-    Groundedness needs a context (the honesty cohort); safety and refusal matter on
-    harmful-looking prompts; task completion on helpfulness; the constitution grades
-    the regression cohort of known RLAIF failure modes on every axis.
-    """
-    return [
-        TaskCompletion(cohorts={"helpfulness"}),
-        Groundedness(cohorts={"honesty"}),
-        ContentSafety(cohorts={"harmlessness"}),
-        Refusal(cohorts={"harmlessness", "regression"}),
-        Toxicity(cohorts={"harmlessness"}),
-        CustomEvaluation(cohorts={"regression"}, judge=judge, settings=settings),
-    ]
+from heldout.sweep import load_sweep
 
 
 @dataclass(frozen=True)
@@ -54,11 +30,13 @@ class DemoResult:
     Attributes:
         summary: What the run computed, resumed and failed.
         aggregates: Per checkpoint, cohort and evaluator.
+        regression: Deltas against ``sft``, regressions and fixes, the checkpoint to ship.
         report: The HTML report's path.
     """
 
     summary: RunSummary
     aggregates: list[CohortAggregate]
+    regression: RegressionResult
     report: Path
 
 
@@ -70,31 +48,30 @@ async def run_demo(
     report: Path | None = None,
     progress: Progress | None = None,
 ) -> DemoResult:
-    """Judge the example checkpoints and write the report.
+    """Judge the example checkpoints, compare them with the baseline, write the report.
 
     Args:
-        store: Where scores go (the run id is ``demo``; a rerun resumes it).
+        store: Where scores go; a rerun resumes the same run.
         settings: Judge settings.
         judge: The judge spec; default the embedded local judge.
         report: Where to write the HTML report; default ``.heldout/demo-report.html``.
         progress: Receives progress events.
     """
-    spec = judge or DEFAULT_LOCAL_JUDGE
-    checkpoints = load_demo_checkpoints()
-    summary = await run_evaluation(
-        checkpoints,
-        demo_evaluators(spec, settings),
-        store=store,
-        settings=settings,
-        judge=spec,
-        run_id=DEMO_RUN_ID if judge is None else None,
-        name="demo",
-        progress=progress,
-    )
-    path = write_html_report(
+    sweep = load_sweep(DEMO_SWEEP)
+    sweep = sweep.model_copy(update={"eval_judge": judge or DEFAULT_LOCAL_JUDGE})
+    evaluation = RegressionEval(sweep, store=store, settings=settings)
+    result = await evaluation.arun(progress=progress)
+    if result.summary is None:  # pragma: no cover - arun always runs the runner
+        raise RuntimeError("the demo's regression run produced no summary")
+    path = write_regression_report(
         store,
-        summary.run_id,
+        result,
         report or Path(".heldout") / "demo-report.html",
         title="heldout demo: three RLAIF checkpoints on held-out cohorts",
     )
-    return DemoResult(summary=summary, aggregates=store.aggregate(summary.run_id), report=path)
+    return DemoResult(
+        summary=result.summary,
+        aggregates=store.aggregate(result.run_id),
+        regression=result,
+        report=path,
+    )

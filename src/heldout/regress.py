@@ -178,34 +178,8 @@ class RegressionEval:
 
     def analyse(self, store: Store) -> RegressionResult:
         """The table, changes and selection from the scores stored so far (no calls)."""
-        scores = self.metric_scores(store.scores(self.run_id))
-        stats = self.sweep.statistics
-        table = regression_table(
-            scores,
-            baseline=self.sweep.baseline,
-            confidence=stats.confidence,
-            test=stats.test,
-            correction=stats.correction,
-            alpha=stats.alpha,
-            n_resamples=stats.n_resamples,
-            seed=stats.seed,
-        )
-        selection = None
-        if self.sweep.selection is not None:
-            chosen = self.sweep.selection
-            selection = select_checkpoint(
-                table,
-                objective=chosen.objective,
-                guards=chosen.guards,
-                max_error_rate=chosen.max_error_rate,
-            )
-        return RegressionResult(
-            sweep=self.sweep,
-            run_id=self.run_id,
-            summary=None,
-            table=table,
-            changes=row_changes(scores, baseline=self.sweep.baseline),
-            selection=selection,
+        return analyse_scores(
+            self.sweep, self.run_id, self.metric_scores(store.scores(self.run_id))
         )
 
     def metric_scores(self, scores: Iterable[StoredScore]) -> list[StoredScore]:
@@ -355,6 +329,47 @@ class RegressionEval:
             store.write_scores(self.run_id, scores, checkpoint=name)
 
 
+def analyse_scores(
+    sweep: SweepConfig, run_id: str, scores: Sequence[StoredScore]
+) -> RegressionResult:
+    """The table, changes and selection of a sweep from its scores (no judge calls).
+
+    Args:
+        sweep: The sweep: baseline, statistics and selection settings.
+        run_id: The run the scores belong to.
+        scores: Every score, in sweep order, with axis metrics already added (see
+            :meth:`RegressionEval.metric_scores`).
+    """
+    stats = sweep.statistics
+    table = regression_table(
+        scores,
+        baseline=sweep.baseline,
+        confidence=stats.confidence,
+        test=stats.test,
+        correction=stats.correction,
+        alpha=stats.alpha,
+        n_resamples=stats.n_resamples,
+        seed=stats.seed,
+    )
+    selection = None
+    if sweep.selection is not None:
+        chosen = sweep.selection
+        selection = select_checkpoint(
+            table,
+            objective=chosen.objective,
+            guards=chosen.guards,
+            max_error_rate=chosen.max_error_rate,
+        )
+    return RegressionResult(
+        sweep=sweep,
+        run_id=run_id,
+        summary=None,
+        table=table,
+        changes=row_changes(scores, baseline=sweep.baseline),
+        selection=selection,
+    )
+
+
 def _generation_error(sample: Sample, evaluator: Evaluator, error: JudgeError) -> Score:
     return Score(
         sample_id=sample.id,
@@ -373,4 +388,4 @@ def _source(checkpoint: Any) -> str:
     return str(checkpoint.policy)
 
 
-__all__ = ["RegressionEval", "RegressionResult"]
+__all__ = ["RegressionEval", "RegressionResult", "analyse_scores"]

@@ -75,3 +75,63 @@ def test_doctor_names_what_is_missing_with_the_fix(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "did not answer" in result.stdout
     assert "start the server" in result.stdout
+
+
+def write_sweep(folder: Path, judge_url: str) -> Path:
+    prompts = [{"id": f"p{i}", "cohort": ["helpfulness", "harmlessness"][i % 2], "input": f"Q{i}?"}
+               for i in range(8)]  # fmt: skip
+    (folder / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    for name in ("sft", "step-1"):
+        lines = [
+            json.dumps({"id": p["id"], "output": f"{name} answers {p['id']}"}) for p in prompts
+        ]
+        (folder / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    sweep = folder / "sweep.yaml"
+    sweep.write_text(
+        "name: cli-sweep\n"
+        "dataset: {path: prompts.jsonl}\n"
+        f"eval_judge: openai:test-model@{judge_url}\n"
+        "evaluators: [{type: criteria, criteria: The answer is right.}]\n"
+        "baseline: sft\n"
+        "checkpoints:\n"
+        "  - {name: sft, outputs: sft.jsonl, params: {step: 0}}\n"
+        "  - {name: step-1, outputs: step-1.jsonl, params: {step: 1}}\n"
+        "statistics: {n_resamples: 199}\n"
+        "selection: {objective: {metrics: [criteria]}}\n"
+    )
+    return sweep
+
+
+def test_regress_prints_the_table_and_the_choice_and_writes_json_csv_html(
+    tmp_path: Path,
+) -> None:
+    with OpenAIServer() as server:
+        sweep = write_sweep(tmp_path, server.base_url)
+        env = {"OPENAI_API_KEY": "sk-test"}
+        first = heldout("regress", str(sweep), "--out", "out", cwd=tmp_path, env=env)
+        assert first.returncode == 0, first.stderr
+        assert server.requests == 16  # 8 prompts x 2 checkpoints, one judge call each
+        assert "checkpoint to ship" in first.stdout
+        assert "step-1" in first.stdout
+        assert "16 scores computed" in first.stdout
+        results = json.loads((tmp_path / "out" / "results.json").read_text())
+        assert results["baseline"] == "sft"
+        assert {r["checkpoint"] for r in results["table"]} == {"sft", "step-1"}
+        assert results["selection"]["chosen"] in {"sft", "step-1"}
+        csv_lines = (tmp_path / "out" / "table.csv").read_text().splitlines()
+        assert csv_lines[0].startswith("checkpoint,cohort,metric")
+        assert len(csv_lines) == 1 + len(results["table"])
+        assert "<svg" in (tmp_path / "out" / "report.html").read_text()
+        second = heldout("regress", str(sweep), "--out", "out", cwd=tmp_path, env=env)
+        assert second.returncode == 0, second.stderr
+        assert "0 scores computed, 16 resumed" in second.stdout
+        assert server.requests == 16
+
+
+def test_regress_names_the_line_of_a_bad_sweep(tmp_path: Path) -> None:
+    sweep = write_sweep(tmp_path, "http://127.0.0.1:9/v1")
+    sweep.write_text(sweep.read_text().replace("baseline: sft", "baseline: sft\nbogus: 1"))
+    result = heldout("regress", str(sweep), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "sweep.yaml:6" in result.stderr
+    assert "bogus" in result.stderr

@@ -12,10 +12,15 @@ from rich.markup import escape
 
 from heldout._doctor import run_checks
 from heldout._errors import HeldoutError
-from heldout.cli._tables import aggregates_table, checks_table, summary_line
+from heldout.cli._tables import (
+    aggregates_table,
+    checks_table,
+    regression_view,
+    selection_view,
+    summary_line,
+)
 from heldout.config import load_settings
 from heldout.data import Dataset
-from heldout.demo import run_demo
 from heldout.evaluators import Criteria
 from heldout.runner import RichProgress, run_evaluation
 from heldout.store import Store
@@ -96,6 +101,8 @@ def demo(
 ) -> None:
     """Run the whole flow offline: three example checkpoints on held-out cohorts, judged
     by the embedded judge, with a table per cohort and checkpoint and an HTML report."""
+    from heldout.demo import run_demo  # scipy is heavy: only for the commands that use it
+
     console.print(checks_table(run_checks(config, probe_endpoints=False)))
     settings = load_settings(config)
     store = Store.open(settings.db_url)
@@ -105,10 +112,56 @@ def demo(
                 run_demo(store, settings=settings, judge=judge, report=report, progress=progress)
             )
         console.print(aggregates_table(result.aggregates, "demo: per cohort and checkpoint"))
+        console.print(regression_view(result.regression.table))
+        if result.regression.selection is not None:
+            console.print(selection_view(result.regression.selection))
         console.print(summary_line(result.summary))
         console.print(f"report: {escape(str(result.report.resolve()))}")
     finally:
         store.close()
+
+
+@app.command()
+def regress(
+    sweep: Annotated[Path, typer.Argument(help="The sweep YAML file.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder for results.json, table.csv, report.html "
+            "(default .heldout/regress-<name>)."
+        ),
+    ] = None,
+    cohort: Annotated[
+        str | None, typer.Option(help="Show this cohort's rows (default: all cohorts pooled).")
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Every checkpoint of SWEEP against its baseline: deltas with confidence intervals,
+    regressions and fixes, and the checkpoint to ship; JSON, CSV and HTML outputs."""
+    from heldout.regress import RegressionEval  # scipy is heavy: only for this command
+    from heldout.reports import write_regression_report
+
+    settings = load_settings(config)
+    store = Store.open(settings.db_url)
+    try:
+        evaluation = RegressionEval(sweep, store=store, settings=settings)
+        with RichProgress(console, "judging") as progress:
+            result = evaluation.run(progress=progress, outputs=progress)
+        folder = out or Path(".heldout") / f"regress-{evaluation.sweep.name}"
+        written = [
+            result.write_json(folder / "results.json"),
+            result.write_csv(folder / "table.csv"),
+            write_regression_report(store, result, folder / "report.html"),
+        ]
+    finally:
+        store.close()
+    console.print(regression_view(result.table, cohort=cohort))
+    if result.selection is not None:
+        console.print(selection_view(result.selection))
+    if result.summary is not None:
+        console.print(summary_line(result.summary))
+    for path in written:
+        console.print(f"wrote {escape(str(path))}")
 
 
 def main() -> None:

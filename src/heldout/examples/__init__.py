@@ -10,11 +10,14 @@ from heldout.examples._demo_data import (
 )
 
 QUICKSTART = EXAMPLES_DIR / "quickstart.jsonl"
+DEMO_SWEEP = EXAMPLES_DIR / "demo_sweep.yaml"
+"""The sweep behind ``heldout demo``: a starting point for your own."""
 
 __all__ = [
     "DEMO_CHECKPOINTS",
     "DEMO_CHECKPOINTS_DIR",
     "DEMO_PROMPTS",
+    "DEMO_SWEEP",
     "EXAMPLES_DIR",
     "QUICKSTART",
     "load_demo_checkpoints",
