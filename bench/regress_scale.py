@@ -21,6 +21,7 @@ import json
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from throughput import start_server
 
 from heldout import Settings, Store
 from heldout.config import EndpointSettings
-from heldout.regress import RegressionEval
+from heldout.regress import RegressionEval, RegressionResult
 
 SHAPES = {10_000: (10, 250, 4), 100_000: (20, 1_250, 4)}
 COHORTS = ("helpfulness", "harmlessness", "honesty", "regression")
@@ -71,6 +72,33 @@ def write_sweep(folder: Path, calls: int, judge_url: str) -> Path:
     return path
 
 
+class RssSampler:
+    """Samples this process's resident memory every 0.2 s, split at a phase mark."""
+
+    def __init__(self) -> None:
+        self.peak_by_phase: dict[str, float] = {}
+        self.phase = "judging"
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.2):
+            rss = _rss_mb()
+            self.peak_by_phase[self.phase] = max(self.peak_by_phase.get(self.phase, 0.0), rss)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", type=int, choices=sorted(SHAPES), default=10_000)
@@ -88,9 +116,18 @@ def main() -> None:
                 endpoints={url: EndpointSettings(concurrency=args.concurrency)},
             )
             store = Store.open(settings.db_url)
+            sampler = RssSampler()
             started = time.perf_counter()
             evaluation = RegressionEval(sweep, store=store, settings=settings)
+            analyse = evaluation.analyse
+
+            def mark_analysis(store: Store) -> RegressionResult:
+                sampler.phase = "analysis"
+                return analyse(store)
+
+            evaluation.analyse = mark_analysis  # type: ignore[method-assign]
             result = evaluation.run()
+            sampler.phase = "rerun"
             judged = time.perf_counter() - started
             analysed = time.perf_counter()
             evaluation.analyse(store)
@@ -99,6 +136,7 @@ def main() -> None:
             rerun = RegressionEval(sweep, store=store, settings=settings).run()
             rerun_s = time.perf_counter() - again
             store.close()
+            sampler.stop()
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -109,12 +147,13 @@ def main() -> None:
     ideal = args.calls * args.latency_ms / 1000 / args.concurrency
     print(
         "| judge calls | latency ms | concurrency | wall s | ideal s | calls/s | of it analysis s "
-        "| peak RSS MB | rerun s | rerun calls | table rows |"
+        "| peak RSS MB judging | peak RSS MB analysis | rerun s | rerun calls | table rows |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {args.calls} | {args.latency_ms:g} | {args.concurrency} | {judged:.1f} | "
-        f"{ideal:.1f} | {args.calls / judged:.0f} | {analysis_s:.1f} | {peak_mb:.0f} | "
+        f"{ideal:.1f} | {args.calls / judged:.0f} | {analysis_s:.1f} | "
+        f"{sampler.peak_by_phase.get('judging', 0):.0f} | {peak_mb:.0f} | "
         f"{rerun_s:.1f} | {rerun.summary.judge_calls if rerun.summary else '-'} | "
         f"{len(result.table.rows)} |"
     )

@@ -178,16 +178,23 @@ class RegressionEval:
 
     def analyse(self, store: Store) -> RegressionResult:
         """The table, changes and selection from the scores stored so far (no calls)."""
-        return analyse_scores(
-            self.sweep, self.run_id, self.metric_scores(store.scores(self.run_id))
-        )
+        # Only the constitution evaluators' metadata is needed (their per-axis results):
+        # leaving the rest out keeps a large sweep's analysis small.
+        axes = self._constitution_evaluators()
+        stored = [s for s in store.scores(self.run_id, metadata=False) if s.evaluator not in axes]
+        for name in axes:
+            stored.extend(store.scores(self.run_id, evaluator=name))
+        return analyse_scores(self.sweep, self.run_id, self.metric_scores(stored))
 
     def metric_scores(self, scores: Iterable[StoredScore]) -> list[StoredScore]:
         """Scores in sweep order, with one more metric per constitutional axis."""
-        axes = {e.name: e.axes for e in self.evaluators if isinstance(e, CustomEvaluation)}
+        axes = self._constitution_evaluators()
         rank = {c.name: i for i, c in enumerate(self.sweep.checkpoints)}
         ordered = sorted(scores, key=lambda s: rank.get(s.checkpoint or "", len(rank)))
         return list(with_axis_metrics(ordered, axes))
+
+    def _constitution_evaluators(self) -> dict[str, tuple[str, ...]]:
+        return {e.name: e.axes for e in self.evaluators if isinstance(e, CustomEvaluation)}
 
     # -- set-up ---------------------------------------------------------------------
 

@@ -120,6 +120,9 @@ def test_a_stored_score_round_trips(run: Store) -> None:
     assert stored.sample_key == "ckpt/s1"
     assert stored.checkpoint == "ckpt"
     assert Score(**stored.model_dump(exclude={"sample_key", "checkpoint"})) == score
+    [light] = run.scores(RUN, metadata=False)
+    assert light.metadata == {}
+    assert light.model_copy(update={"metadata": score.metadata}) == stored
 
 
 def test_write_scores_and_filters(run: Store) -> None:

@@ -23,6 +23,11 @@ class Judge(ABC):
     #: Provider name used in specs and cache keys, e.g. ``"openai"`` or ``"local"``.
     provider: str = ""
 
+    #: True when calls that share a prompt prefix are much cheaper back to back (an
+    #: embedded model's prefix cache): the runner then keeps no more rows in flight than
+    #: the judge runs at once, so one row's calls and one rubric's rows stay together.
+    prefix_cached: bool = False
+
     @classmethod
     @abstractmethod
     def from_spec(cls, spec: JudgeSpec, settings: Settings) -> Self:

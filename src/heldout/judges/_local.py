@@ -114,6 +114,7 @@ class LocalJudge(Judge):
     """
 
     provider = "local"
+    prefix_cached = True
 
     def __init__(
         self,

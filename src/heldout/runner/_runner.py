@@ -188,9 +188,7 @@ async def run_evaluation(
 
     writer = GroupWriter(store)
     clients = _Clients(settings, writer, default_spec)
-    queue: asyncio.Queue[tuple[str | None, Sample, Evaluator] | None] = asyncio.Queue(
-        maxsize=2 * workers
-    )
+    queue: asyncio.Queue[tuple[str | None, Sample, Evaluator] | None]
 
     async def produce() -> None:
         for item in todo:
@@ -210,6 +208,10 @@ async def run_evaluation(
 
     status = "failed"
     try:
+        # Building the clients may fail (an unknown provider): inside the try, so the
+        # run is marked failed.
+        workers = _worker_count(workers, [clients.for_evaluator(e) for e in evaluators])
+        queue = asyncio.Queue(maxsize=2 * workers)
         async with asyncio.TaskGroup() as group:
             group.create_task(produce())
             for _ in range(workers):
@@ -231,6 +233,20 @@ async def run_evaluation(
         await writer.aclose()
         store.finish_run(run_id, status)
     return summary
+
+
+def _worker_count(workers: int, clients: Sequence[JudgeClient]) -> int:
+    """At most ``workers``; with only prefix-cached judges, no more than they run at once.
+
+    An embedded judge runs one call at a time and is fast only while consecutive calls
+    share a prompt prefix. More rows in flight than its slots would queue their calls
+    in arrival order, interleaving rows and rubrics and re-reading a long shared prefix
+    (a constitution: thousands of tokens) at every switch.
+    """
+    if clients and all(c.judge.prefix_cached for c in clients):
+        unique = {id(c): c for c in clients}.values()
+        return max(1, min(workers, sum(c.concurrency for c in unique)))
+    return workers
 
 
 def _pending(

@@ -171,7 +171,7 @@ def stored_score(row: RowMapping) -> StoredScore:
         template_version=row["template_version"],
         calls=row["calls"],
         cached_calls=row["cached_calls"],
-        metadata=row["metadata"],
+        metadata=row.get("metadata") or {},
         checkpoint=row["checkpoint"],
         sample_key=row["sample_key"],
     )
@@ -203,7 +203,7 @@ def stored_sample(row: RowMapping) -> StoredSample:
         output=row["output"],
         context=row["context"],
         reference=row["reference"],
-        metadata=row["metadata"],
+        metadata=row.get("metadata") or {},
         checkpoint=row["checkpoint"],
         sample_key=row["sample_key"],
     )

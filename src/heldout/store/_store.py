@@ -262,6 +262,7 @@ class Store:
         evaluator: str | None = None,
         cohort: str | None = None,
         checkpoint: str | None = None,
+        metadata: bool = True,
     ) -> list[StoredScore]:
         """The scores of a run, every status, optionally filtered.
 
@@ -270,11 +271,14 @@ class Store:
             evaluator: Only this evaluator's scores.
             cohort: Only this cohort's scores.
             checkpoint: Only this checkpoint's scores (None: every checkpoint).
+            metadata: Read each score's metadata (per-claim verdicts, raw replies); False
+                leaves it empty, which takes a fraction of the memory on large runs.
 
         Returns:
             The scores, ordered by sample key then evaluator.
         """
-        query = sa.select(scores).where(scores.c.run_id == run_id)
+        columns = [c for c in scores.c if metadata or c.name != "metadata"]
+        query = sa.select(*columns).where(scores.c.run_id == run_id)
         if evaluator is not None:
             query = query.where(scores.c.evaluator == evaluator)
         if cohort is not None:
