@@ -282,7 +282,10 @@ class LocalJudge(Judge):
         out: list[int] = []
         # The prompt is already evaluated: an empty, non-reset generate samples from
         # its last logits and goes on from there.
-        stream = llm.generate([], reset=False, temp=request.temperature, grammar=grammar)
+        top_p = request.top_p if request.top_p is not None else 0.95  # llama.cpp's default
+        stream = llm.generate(
+            [], reset=False, temp=request.temperature, top_p=top_p, grammar=grammar
+        )
         try:
             for token in stream:
                 if llama_cpp.llama_vocab_is_eog(vocab, token):

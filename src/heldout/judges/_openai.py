@@ -190,6 +190,8 @@ class OpenAIJudge(Judge):
         }
         if request.seed is not None:
             kwargs["seed"] = request.seed
+        if request.top_p is not None:
+            kwargs["top_p"] = request.top_p
         if request.mode == "choice":
             if not request.choices:
                 raise ConfigError("A JudgeRequest in 'choice' mode needs at least one choice")

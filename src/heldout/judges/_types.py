@@ -50,6 +50,9 @@ class JudgeRequest(BaseModel):
     """Sampling temperature; 0 for judging."""
     seed: int | None = None
     """Sampling seed, for providers that take one."""
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Nucleus sampling: sample from the smallest set of tokens whose probability
+    reaches ``top_p``; None leaves the provider's default."""
     template_version: str = ""
     """The version of the prompt template that built the messages."""
 
@@ -58,11 +61,11 @@ class JudgeRequest(BaseModel):
 
         Transport settings (timeouts, concurrency, base URL) are left out on purpose.
         """
-        payload = {
-            "provider": provider,
-            "model": model,
-            "request": self.model_dump(mode="json"),
-        }
+        request = self.model_dump(mode="json")
+        if request["top_p"] is None:
+            # Absent rather than null: keys of requests made before top_p existed hold.
+            del request["top_p"]
+        payload = {"provider": provider, "model": model, "request": request}
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

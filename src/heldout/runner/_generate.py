@@ -42,6 +42,8 @@ class Sampling(BaseModel):
     """Sampling temperature; 0 is greedy, for outputs that reproduce."""
     seed: int | None = 0
     """Sampling seed, for endpoints that take one."""
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Nucleus sampling (default: the endpoint's own)."""
     system: str | None = None
     """A system prompt sent before each prompt (default: none)."""
 
@@ -56,6 +58,7 @@ class Sampling(BaseModel):
             max_tokens=self.max_tokens,
             temperature=self.temperature,
             seed=self.seed,
+            top_p=self.top_p,
             template_version=GENERATION_TEMPLATE,
         )
 
