@@ -136,7 +136,11 @@ class RegressionEval:
         self.settings = settings or load_settings()
         self._store = store
         self.eval_judge = self.sweep.eval_judge or self.settings.eval_judge
-        self.training_judge = self.sweep.training_judge or self.settings.training_judge
+        self.training_judge = (
+            self.sweep.training_judge
+            or _labeler_of(self.sweep.training_labels)
+            or self.settings.training_judge
+        )
         self._check_held_apart()
         self.evaluators = [self._evaluator(c) for c in self.sweep.evaluators]
         self.prompts = self._prompts()
@@ -375,6 +379,15 @@ def analyse_scores(
         changes=row_changes(scores, baseline=sweep.baseline),
         selection=selection,
     )
+
+
+def _labeler_of(path: Path | None) -> str | None:
+    """The labeler recorded in a ``heldout label`` output, the judge a policy trained on."""
+    if path is None:
+        return None
+    from heldout.labeling import read_labeler  # only when the sweep names a labels file
+
+    return read_labeler(path)
 
 
 def _generation_error(sample: Sample, evaluator: Evaluator, error: JudgeError) -> Score:

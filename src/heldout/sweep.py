@@ -187,6 +187,9 @@ class SweepConfig(_Model):
     """The eval judge spec (default: the configured eval judge)."""
     training_judge: str | None = None
     """The judge that produced the training preferences; the eval judge must differ."""
+    training_labels: Path | None = None
+    """A labels file written by ``heldout label``: its recorded labeler is the training
+    judge, unless ``training_judge`` is given."""
     allow_training_judge: bool = False
     """Go on although the eval judge is the training judge (not recommended)."""
     sampling: Sampling = Field(default_factory=Sampling)
@@ -239,7 +242,12 @@ class SweepConfig(_Model):
             for e in self.evaluators
         ]
         return self.model_copy(
-            update={"dataset": dataset, "checkpoints": checkpoints, "evaluators": evaluators}
+            update={
+                "dataset": dataset,
+                "checkpoints": checkpoints,
+                "evaluators": evaluators,
+                "training_labels": at(self.training_labels) or self.training_labels,
+            }
         )
 
     def digest(self) -> str:

@@ -135,3 +135,25 @@ def test_regress_names_the_line_of_a_bad_sweep(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "sweep.yaml:6" in result.stderr
     assert "bogus" in result.stderr
+
+
+def test_label_writes_trl_columns_and_a_rerun_is_free(tmp_path: Path) -> None:
+    rows = [
+        {"id": "p1", "prompt": "Boil an egg?", "responses": ["A fine answer.", "No."]},
+        {"id": "p2", "prompt": "Capital of France?", "responses": ["Paris.", "Lyon."]},
+    ]
+    data = tmp_path / "candidates.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with OpenAIServer(responder=lambda body: "A", top_logprobs=None) as server:
+        judge = f"openai:labeler@{server.base_url}"
+        args = ("label", str(data), "--judge", judge, "--keep-low-confidence", "--out", "l.jsonl")
+        first = heldout(*args, cwd=tmp_path, env={"OPENAI_API_KEY": "sk-test"})
+        assert first.returncode == 0, first.stderr
+        assert "2 labels (2 low-confidence, kept and flagged), 0 errors" in first.stdout
+        assert server.requests == 4
+        labels = [json.loads(x) for x in (tmp_path / "l.jsonl").read_text().splitlines()]
+        assert [label["prompt"] for label in labels] == ["Boil an egg?", "Capital of France?"]
+        assert all(label["low_confidence"] and label["labeler"] == judge for label in labels)
+        again = heldout(*args, cwd=tmp_path, env={"OPENAI_API_KEY": "sk-test"})
+        assert again.returncode == 0, again.stderr
+        assert server.requests == 4

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from heldout._doctor import run_checks
 from heldout._errors import HeldoutError
+from heldout.cli._label import label_command
 from heldout.cli._tables import (
     aggregates_table,
     checks_table,
@@ -162,6 +163,99 @@ def regress(
         console.print(summary_line(result.summary))
     for path in written:
         console.print(f"wrote {escape(str(path))}")
+
+
+# -- spotcheck ------------------------------------------------------------------------
+
+spotcheck_app = typer.Typer(
+    help="Human spot-checks of the judges: draw a stratified sample of judged items for "
+    "people to label, then score each judge against their labels.",
+    no_args_is_help=True,
+)
+app.add_typer(spotcheck_app, name="spotcheck")
+
+RunsOpt = Annotated[
+    list[str], typer.Option("--run", help="A run of one judge; repeat for each judge.")
+]
+VerdictsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--verdicts",
+        help="Imported verdicts of one more judge (e.g. the training judge's JSONL, CSV or "
+        "Parquet), named after the file; repeatable.",
+    ),
+]
+EvaluatorOpt = Annotated[
+    str | None,
+    typer.Option(help="Only this evaluator's verdicts (default: every evaluator, each an axis)."),
+]
+
+
+@spotcheck_app.command("sample")
+def spotcheck_sample_command(
+    run: RunsOpt,
+    out: Annotated[Path, typer.Option(help="The file to label: .csv or .jsonl.")],
+    n: Annotated[int, typer.Option(min=1, help="Items to draw.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the draw.")] = 0,
+    evaluator: EvaluatorOpt = None,
+    show_verdicts: Annotated[
+        bool, typer.Option(help="Show the judges' verdicts to labelers (default hidden).")
+    ] = False,
+    verdicts: VerdictsOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Draw N judged items, stratified by cohort and by the judges' verdicts, into a file
+    with an empty human_label column for people to fill in."""
+    from heldout.analysis import (
+        samples_from_runs,
+        spotcheck_sample,
+        verdicts_from_sources,
+        write_spotcheck,
+    )
+    from heldout.cli._tables import spotcheck_strata_view
+
+    settings = load_settings(config)
+    store = Store.open(settings.db_url)
+    try:
+        judged = verdicts_from_sources(store, run, files=verdicts or [], evaluator=evaluator)
+        samples = samples_from_runs(store, run)
+    finally:
+        store.close()
+    sample = spotcheck_sample(judged, samples, n=n, seed=seed, show_verdicts=show_verdicts)
+    path = write_spotcheck(sample, out)
+    console.print(spotcheck_strata_view(sample))
+    console.print(
+        f"wrote {escape(str(path))}: fill in human_label (pass/fail or the judges' labels, "
+        "or skip), then run heldout spotcheck score with the same --run options"
+    )
+
+
+@spotcheck_app.command("score")
+def spotcheck_score_command(
+    labels: Annotated[Path, typer.Argument(help="The spot-check file, labelled.")],
+    run: RunsOpt,
+    evaluator: EvaluatorOpt = None,
+    verdicts: VerdictsOpt = None,
+    confidence: Annotated[
+        float, typer.Option(min=0.5, max=0.999, help="Confidence of the intervals.")
+    ] = 0.95,
+    config: ConfigOpt = None,
+) -> None:
+    """Each judge's accuracy against the human labels in LABELS, with Wilson intervals,
+    overall and per cohort."""
+    from heldout.analysis import spotcheck_score, verdicts_from_sources
+    from heldout.cli._tables import spotcheck_view
+
+    settings = load_settings(config)
+    store = Store.open(settings.db_url)
+    try:
+        judged = verdicts_from_sources(store, run, files=verdicts or [], evaluator=evaluator)
+    finally:
+        store.close()
+    console.print(spotcheck_view(spotcheck_score(labels, judged, confidence=confidence)))
+
+
+app.command("label")(label_command)
 
 
 def main() -> None:

@@ -8,7 +8,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from heldout._doctor import Check
-from heldout.analysis import MetricRow, RegressionTable, Selection
+from heldout.analysis import (
+    AgreementReport,
+    MetricRow,
+    OverfitReport,
+    RegressionTable,
+    Selection,
+    SpotCheckReport,
+    SpotCheckSample,
+)
 from heldout.runner import RunSummary
 from heldout.store import CohortAggregate
 
@@ -136,5 +144,113 @@ def selection_view(selection: Selection) -> Table:
             "-" if v.capability is None else f"{v.capability:.3f}",
             "-" if v.error_rate is None else f"{v.error_rate:.0%}",
             escape("; ".join([*v.reasons, *v.warnings])),
+        )
+    return view
+
+
+# -- the judges: agreement, overfitting, spot-checks ---------------------------------
+
+
+def _ci(low: float | None, high: float | None, fmt: str = ".2f") -> str:
+    return "" if low is None or high is None else f" [{low:{fmt}}, {high:{fmt}}]"
+
+
+def agreement_view(report: AgreementReport) -> Table:
+    """Per axis and cohort: items compared, errors, disagreement rate, kappa, alpha."""
+    title = f"agreement of {', '.join(report.judges)} ({report.confidence:.0%} intervals)"
+    view = Table(title=escape(title), title_justify="left")
+    for name in ("axis", "cohort"):
+        view.add_column(name)
+    for name in ("n", "errors", "missing", "disagree [CI]", "kappa [CI]", "alpha [CI]"):
+        view.add_column(name, justify="right")
+    for row in report.rows:
+        rate = row.disagreement_rate
+        kappas = "; ".join(
+            ("-" if k.kappa is None else f"{k.kappa:.2f}{_ci(k.ci_low, k.ci_high)}")
+            + (f" ({k.judges[0]} / {k.judges[1]})" if len(row.kappas) > 1 else "")
+            for k in row.kappas
+        )
+        alpha = "-" if row.alpha is None else f"{row.alpha:.2f}"
+        view.add_row(
+            escape(row.axis),
+            escape(row.cohort),
+            str(row.n),
+            f"[red]{row.n_error}[/red]" if row.n_error else "0",
+            str(row.n_missing),
+            "-" if rate is None else f"{rate:.0%}{_ci(row.rate_ci_low, row.rate_ci_high)}",
+            escape(kappas or "-"),
+            alpha + ("" if row.alpha is None else _ci(row.alpha_ci_low, row.alpha_ci_high)),
+        )
+    return view
+
+
+def overfit_view(report: OverfitReport) -> Table:
+    """Per checkpoint: the delta under each judge and the overfitting flag, with why."""
+    view = Table(
+        title=escape(f"judge overfitting against {report.baseline}: ⚑ flagged"),
+        title_justify="left",
+    )
+    for name in ("checkpoint", "cohort", "metric"):
+        view.add_column(name)
+    for name in ("training delta [CI]", "eval delta [CI]"):
+        view.add_column(name, justify="right")
+    view.add_column("flag")
+    view.add_column("why")
+    for row in report.rows:
+        training = "-" if row.training_delta is None else f"{row.training_delta:+.3f}"
+        evaluated = "-" if row.eval_delta is None else f"{row.eval_delta:+.3f}"
+        flag = {"flagged": "[red]⚑ flagged[/red]", "untested": "[yellow]untested[/yellow]"}
+        view.add_row(
+            escape(row.checkpoint),
+            escape(row.cohort),
+            escape(row.metric),
+            training + _ci(row.training_ci_low, row.training_ci_high, "+.3f"),
+            evaluated + _ci(row.eval_ci_low, row.eval_ci_high, "+.3f"),
+            flag.get(row.status, "ok"),
+            escape(row.reason),
+        )
+    return view
+
+
+def spotcheck_strata_view(sample: SpotCheckSample) -> Table:
+    """How many items each stratum (cohort, axis, verdict pattern) holds and gave."""
+    title = (
+        f"spot-check sample: {len(sample.items)} of {sample.n_population} items, seed "
+        f"{sample.seed}"
+        + (
+            f"; {sample.n_without_sample} without a sample left out"
+            if sample.n_without_sample
+            else ""
+        )
+    )
+    view = Table(title=escape(title), title_justify="left")
+    view.add_column("stratum")
+    view.add_column("items", justify="right")
+    view.add_column("drawn", justify="right")
+    for stratum in sample.strata:
+        view.add_row(escape(stratum.name), str(stratum.size), str(stratum.drawn))
+    return view
+
+
+def spotcheck_view(report: SpotCheckReport) -> Table:
+    """Each judge's accuracy against people, per cohort and overall (``*``)."""
+    title = (
+        f"judges against people: {report.n_labelled} labelled, {report.n_unlabelled} "
+        f"unlabelled, {report.n_skipped} skipped ({report.confidence:.0%} Wilson intervals)"
+    )
+    view = Table(title=escape(title), title_justify="left")
+    for name in ("judge", "cohort"):
+        view.add_column(name)
+    for name in ("n", "correct", "accuracy [CI]", "errors"):
+        view.add_column(name, justify="right")
+    for row in report.rows:
+        accuracy = "-" if row.accuracy is None else f"{row.accuracy:.0%}"
+        view.add_row(
+            escape(row.judge),
+            escape(row.cohort),
+            str(row.n),
+            str(row.n_correct),
+            accuracy + ("" if row.accuracy is None else _ci(row.ci_low, row.ci_high)),
+            f"[red]{row.n_error}[/red]" if row.n_error else "0",
         )
     return view

@@ -1,7 +1,9 @@
 """A checkpoint's outputs: one ``{"id": ..., "output": ...}`` row per prompt.
 
 Precomputed outputs of a checkpoint come as JSON lines, CSV or Parquet (any file
-:meth:`~heldout.data.Dataset.load` reads), joined to the prompts by sample id.
+:meth:`~heldout.data.Dataset.load` reads), joined to the prompts by sample id. For a
+trajectory cohort a line may instead be the checkpoint's whole trajectory in the chat
+format (``{"id": ..., "messages": [...]}``); its steps become the output.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from heldout._errors import DataError
 from heldout.data._dataset import Dataset
 from heldout.data._loaders import StrPath, check_file, reader_for
+from heldout.data._trajectory_io import checkpoint_output_row
 
 
 class CheckpointOutput(BaseModel):
@@ -44,7 +47,8 @@ def with_checkpoint_outputs(prompts: Dataset, path: StrPath, *, name: str) -> Da
     file, label = check_file(path)
     known = set(prompts.ids)
     outputs: dict[str, str] = {}
-    for line, row in reader_for(file, label)(file, label):
+    for line, source in reader_for(file, label)(file, label):
+        row = checkpoint_output_row(source, prompts, path=label, line=line)
         try:
             item = CheckpointOutput.model_validate(row)
         except ValidationError as exc:

@@ -7,11 +7,13 @@ from heldout.evaluators._criteria import Criteria
 from heldout.evaluators._custom import CustomEvaluation
 from heldout.evaluators._groundedness import Groundedness
 from heldout.evaluators._hallucination import Hallucination
+from heldout.evaluators._pairwise import OrderJudgment, Pair, PairwiseJudge, Preference
 from heldout.evaluators._refusal import Refusal, RefusalRates, refusal_rates
 from heldout.evaluators._safety import ContentSafety
 from heldout.evaluators._score import Score, ScoreStatus
 from heldout.evaluators._task import TaskCompletion
 from heldout.evaluators._toxicity import Toxicity
+from heldout.evaluators._win_rate import WinRate
 
 evaluators: _registry.Registry[Evaluator] = _registry.Registry("evaluator", Evaluator)
 evaluators.register("content_safety", ContentSafety, aliases=("safety",))
@@ -22,6 +24,7 @@ evaluators.register("hallucination", Hallucination)
 evaluators.register("refusal", Refusal)
 evaluators.register("task_completion", TaskCompletion, aliases=("task",))
 evaluators.register("toxicity", Toxicity)
+evaluators.register("win_rate", WinRate, aliases=("pairwise",))
 
 __all__ = [
     "Constitution",
@@ -31,6 +34,10 @@ __all__ = [
     "Evaluator",
     "Groundedness",
     "Hallucination",
+    "OrderJudgment",
+    "Pair",
+    "PairwiseJudge",
+    "Preference",
     "Refusal",
     "RefusalRates",
     "Score",
@@ -38,6 +45,7 @@ __all__ = [
     "TaskCompletion",
     "Toxicity",
     "Verdict",
+    "WinRate",
     "evaluators",
     "refusal_rates",
 ]
