@@ -125,9 +125,8 @@ class ConstitutionalPreference(Evaluator):
             preference = await pairwise.preference(pair, client)
             if preference.status == "error":
                 kind = preference.error_kind or ""
-                raise _ERRORS.get(kind, JudgeError)(
-                    f"principle {principle.id}: {preference.error}", endpoint=client.spec
-                )
+                # The message already names the endpoint, order by order.
+                raise _ERRORS.get(kind, JudgeError)(f"principle {principle.id}: {preference.error}")
             outcomes.append((principle, preference))
         p_a = sum(p.p_a or 0.0 for _, p in outcomes) / len(outcomes)
         ids = ", ".join(principle.id for principle, _ in outcomes)
