@@ -14,6 +14,18 @@ uv() { python3 -m uv "$@"; }
 # PostgreSQL for the store tests (Debian's package, a throwaway cluster on 127.0.0.1).
 eval "$(bash scripts/postgres.sh | tail -n 1)"
 
+# Debian's chromium for the dashboard's browser tests: Playwright drives it by path
+# (tests/web/test_browser.py); Playwright's own browser download is not used.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [[ $EUID -ne 0 ]]; then
+        echo "test.sh: chromium is not installed and we are not root: run 'apt-get install -y chromium' as root." >&2
+        exit 1
+    fi
+    echo "test.sh: installing Debian's chromium package" >&2
+    apt-get update >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium >&2
+fi
+
 # Python packages, llama-cpp-python compiled (about 3 minutes on 2 cores) and the model.
 uv sync --frozen --all-extras
 

@@ -18,6 +18,8 @@ PACKAGES = [
     "heldout.examples",
     "heldout.reports",
     "heldout.analysis",
+    "heldout.tracing",
+    "heldout.web",
 ]
 
 

@@ -71,6 +71,29 @@ class LocalSettings(BaseModel):
     """CPU threads; None uses every core."""
 
 
+class ServerSettings(BaseModel):
+    """``heldout serve``: the trace receiver and the dashboard."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    """The address to bind (``HELDOUT_HOST``); loopback only unless set otherwise."""
+    port: int = Field(default=8765, ge=0, le=65535)
+    """The TCP port (``HELDOUT_PORT``); 0 picks a free one."""
+    token: str | None = Field(default=None, min_length=16)
+    """The token that ingest and labeling require (``HELDOUT_TOKEN``), sent as
+    ``Authorization: Bearer <token>``. None: ``heldout serve`` makes a random one and
+    prints it; the library refuses those endpoints."""
+    dashboard_token: bool = False
+    """Require the token for the dashboard pages too (``HELDOUT_DASHBOARD_TOKEN``)."""
+    max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """The largest request body accepted, after decompression; larger ones get 413."""
+    cohorts: str | None = None
+    """The cohort rules YAML file (``HELDOUT_COHORTS``); None: traces join no cohort."""
+    page_size: int = Field(default=50, ge=1, le=1000)
+    """Rows per page in the dashboard."""
+
+
 class Settings(BaseModel):
     """Everything heldout can be configured with."""
 
@@ -94,6 +117,8 @@ class Settings(BaseModel):
     """Prices by model name, added to the built-in table."""
     local: LocalSettings = Field(default_factory=LocalSettings)
     """The embedded judge."""
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    """``heldout serve``: bind address, token, limits."""
 
     def endpoint(self, key: str) -> EndpointSettings:
         """The limits configured for ``key`` (empty settings when none are)."""
@@ -106,6 +131,13 @@ _ENV = {
     "HELDOUT_TRAINING_JUDGE": "training_judge",
     "OPENAI_API_KEY": "openai_api_key",
     "OPENAI_BASE_URL": "openai_base_url",
+}
+_SERVER_ENV = {
+    "HELDOUT_HOST": "host",
+    "HELDOUT_PORT": "port",
+    "HELDOUT_TOKEN": "token",
+    "HELDOUT_DASHBOARD_TOKEN": "dashboard_token",
+    "HELDOUT_COHORTS": "cohorts",
 }
 
 
@@ -127,6 +159,9 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     for env, field in _ENV.items():
         if os.environ.get(env):
             data[field] = os.environ[env]
+    for env, field in _SERVER_ENV.items():
+        if os.environ.get(env):
+            data.setdefault("server", {})[field] = os.environ[env]
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Settings.model_validate(data)

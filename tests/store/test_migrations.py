@@ -13,7 +13,17 @@ from heldout.store._migrate import alembic_config, current_revision, head_revisi
 from heldout.store._schema import metadata
 from tests.store.conftest import Backend
 
-TABLES = {"runs", "samples", "scores", "judge_cache", "alembic_version"}
+TABLES = {
+    "runs",
+    "samples",
+    "scores",
+    "judge_cache",
+    "trace_spans",
+    "traces",
+    "cohort_members",
+    "spot_check_labels",
+    "alembic_version",
+}
 
 
 def test_a_new_database_is_migrated_to_head(backend: Backend) -> None:
@@ -21,7 +31,7 @@ def test_a_new_database_is_migrated_to_head(backend: Backend) -> None:
     store.close()
     engine = backend.engine()
     with engine.connect() as conn:
-        assert current_revision(conn) == head_revision() == "0001"
+        assert current_revision(conn) == head_revision() == "0002"
         assert set(sa.inspect(conn).get_table_names()) >= TABLES
         indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("scores")}
     engine.dispose()
@@ -44,7 +54,7 @@ def test_reopening_an_existing_store_keeps_its_data(backend: Backend) -> None:
         run = store.get_run("r1")
     assert run is not None
     assert run.name == "first"
-    assert backend.query("SELECT version_num FROM alembic_version") == [("0001",)]
+    assert backend.query("SELECT version_num FROM alembic_version") == [("0002",)]
 
 
 def test_a_schema_from_a_newer_heldout_is_refused(backend: Backend) -> None:

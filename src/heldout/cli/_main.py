@@ -13,6 +13,7 @@ from rich.markup import escape
 from heldout._doctor import run_checks
 from heldout._errors import HeldoutError
 from heldout.cli._label import label_command
+from heldout.cli._serve import ingest_command, serve_command
 from heldout.cli._tables import (
     aggregates_table,
     checks_table,
@@ -256,6 +257,8 @@ def spotcheck_score_command(
 
 
 app.command("label")(label_command)
+app.command("serve")(serve_command)
+app.command("ingest")(ingest_command)
 
 
 def main() -> None:

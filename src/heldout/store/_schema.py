@@ -98,3 +98,78 @@ judge_cache = sa.Table(
     sa.Column("reply", JSONType, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# -- production traces (heldout.tracing) and dashboard labels (heldout.web) -------------
+
+trace_spans = sa.Table(
+    "trace_spans",
+    metadata,
+    sa.Column("trace_id", sa.String(32), primary_key=True),
+    sa.Column("span_id", sa.String(16), primary_key=True),
+    sa.Column("parent_span_id", sa.String(16), nullable=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("role", sa.String, nullable=False),
+    sa.Column("service", sa.String, nullable=True),
+    sa.Column("start_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("end_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("attributes", JSONType, nullable=False),
+    sa.Column("events", JSONType, nullable=False),
+    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+traces = sa.Table(
+    "traces",
+    metadata,
+    sa.Column("trace_id", sa.String(32), primary_key=True),
+    sa.Column("session_id", sa.String, nullable=True),
+    sa.Column("service", sa.String, nullable=True),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("start_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("end_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("input", sa.Text, nullable=True),
+    sa.Column("output", sa.Text, nullable=True),
+    sa.Column("context", sa.Text, nullable=True),
+    sa.Column("model", sa.String, nullable=True),
+    sa.Column("tool_calls", JSONType, nullable=False),
+    sa.Column("prompt_tokens", sa.Integer, nullable=True),
+    sa.Column("completion_tokens", sa.Integer, nullable=True),
+    sa.Column("total_tokens", sa.Integer, nullable=True),
+    sa.Column("n_spans", sa.Integer, nullable=False),
+    sa.Column("input_key", sa.String(64), nullable=True),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_traces_start_time", "start_time"),
+    sa.Index("ix_traces_session_id", "session_id"),
+)
+
+cohort_members = sa.Table(
+    "cohort_members",
+    metadata,
+    sa.Column("cohort", sa.String, primary_key=True),
+    sa.Column(
+        "trace_id",
+        sa.String(32),
+        sa.ForeignKey("traces.trace_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("input_key", sa.String(64), nullable=True),
+    sa.Column("trace_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("added_at", sa.DateTime(timezone=True), nullable=False),
+    # Near-identical inputs enter a cohort once: the second insert is ignored.
+    sa.UniqueConstraint("cohort", "input_key"),
+    # Serves the rolling window and the cap: the oldest members of a cohort first.
+    sa.Index("ix_cohort_members_window", "cohort", "trace_time"),
+)
+
+spot_check_labels = sa.Table(
+    "spot_check_labels",
+    metadata,
+    sa.Column("run_id", sa.String, sa.ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("sample_key", sa.String, primary_key=True),
+    sa.Column("axis", sa.String, primary_key=True),
+    sa.Column("labeler", sa.String, primary_key=True),
+    sa.Column("label", sa.String, nullable=False),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -377,6 +377,29 @@ class Store:
                 raise store_error("read the judge cache", self._url, exc) from exc
         return None if row is None else JudgeReply.model_validate_json(row[0])
 
+    # -- other tables -------------------------------------------------------------------
+
+    def transaction(
+        self, action: str, work: Callable[[Connection], T], *, write: bool = False
+    ) -> T:
+        """Run ``work`` on the store's connection in one committed transaction.
+
+        For the packages that keep tables of their own in this database (``tracing``
+        for traces and cohorts, ``web`` for dashboard queries and spot-check labels):
+        everything ``work`` does commits together or not at all, with the store's
+        locking, retry and error mapping.
+
+        Args:
+            action: What ``work`` does, for error messages ("store traces").
+            work: The statements; it may run twice if the server drops the connection,
+                so it must be idempotent.
+            write: ``work`` writes: on SQLite the write lock is taken up front.
+
+        Raises:
+            StoreError: A database error, with the action and the store named.
+        """
+        return self._run(action, work, write=write, many=True)
+
     # -- lifecycle ----------------------------------------------------------------------
 
     def close(self) -> None:

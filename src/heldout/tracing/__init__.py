@@ -1,0 +1,79 @@
+"""Tracing: production traces in, production cohorts out.
+
+OpenTelemetry traces arrive over OTLP (protobuf or JSON, from ``POST /v1/traces`` on
+``heldout serve`` or an exported file via ``heldout ingest``). The OpenInference and
+GenAI conventions turn each trace's spans into one input, output and retrieved
+context with its model, tool calls and token usage; cohort rules (YAML) place traces
+in cohorts, deduplicated, capped and kept in a rolling window; and a cohort becomes
+a :class:`~heldout.data.Dataset` to evaluate like any other.
+"""
+
+from heldout.tracing._conventions import span_facts
+from heldout.tracing._group import by_trace, input_key, normalise, trace_record
+from heldout.tracing._ingest import ingest_file, ingest_otlp, read_otlp_file
+from heldout.tracing._models import (
+    SpanEvent,
+    SpanFacts,
+    SpanRecord,
+    SpanRole,
+    SpanStatus,
+    TokenUsage,
+    ToolCall,
+    TraceRecord,
+)
+from heldout.tracing._otlp import Encoding, decode_request, encoding_of
+from heldout.tracing._rules import (
+    CohortRule,
+    CohortRules,
+    Condition,
+    load_cohort_rules,
+    parse_duration,
+)
+from heldout.tracing._schedule import build_evaluator, evaluate_cohorts
+from heldout.tracing._storage import (
+    CohortSize,
+    IngestResult,
+    cohort_dataset,
+    cohort_sizes,
+    cohort_traces,
+    get_trace,
+    refresh_cohorts,
+    store_spans,
+)
+
+__all__ = [
+    "CohortRule",
+    "CohortRules",
+    "CohortSize",
+    "Condition",
+    "Encoding",
+    "IngestResult",
+    "SpanEvent",
+    "SpanFacts",
+    "SpanRecord",
+    "SpanRole",
+    "SpanStatus",
+    "TokenUsage",
+    "ToolCall",
+    "TraceRecord",
+    "build_evaluator",
+    "by_trace",
+    "cohort_dataset",
+    "cohort_sizes",
+    "cohort_traces",
+    "decode_request",
+    "encoding_of",
+    "evaluate_cohorts",
+    "get_trace",
+    "ingest_file",
+    "ingest_otlp",
+    "input_key",
+    "load_cohort_rules",
+    "normalise",
+    "parse_duration",
+    "read_otlp_file",
+    "refresh_cohorts",
+    "span_facts",
+    "store_spans",
+    "trace_record",
+]

@@ -1,0 +1,209 @@
+"""The dashboard's analysis pages: checkpoint comparison, judge disagreement, spot-checks,
+and production cohorts with their traces."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from heldout._errors import HeldoutError
+from heldout.store import RunRecord, Store
+from heldout.tracing import cohort_traces, get_trace, span_facts
+from heldout.web._context import AppContext, context_of, read_body
+from heldout.web._labels import (
+    SpotCheckLabel,
+    label_accuracy,
+    labels_of,
+    next_to_label,
+    put_label,
+    spotcheck_records,
+)
+from heldout.web._pages import FORM_LIMIT
+from heldout.web._queries import row_detail, run_lines
+
+router = APIRouter()
+
+_AGREEMENT_RESAMPLES = 200
+"""Bootstrap resamples for the dashboard's agreement intervals: quick, not final."""
+
+
+def _run(ctx: AppContext, run_id: str) -> RunRecord:
+    run = ctx.store.get_run(run_id)
+    if run is None:
+        raise HTTPException(404, f"no run {run_id!r} in the store")
+    return run
+
+
+@router.get("/runs/{run_id}/compare", response_class=HTMLResponse)
+def compare(request: Request, run_id: str) -> Response:
+    """A regression eval's checkpoints against its baseline: deltas with intervals and
+    the checkpoint selected, as RegressionEval computes them."""
+    ctx = context_of(request)
+    ctx.guard_page(request)
+    run = _run(ctx, run_id)
+    if run.kind != "regress" or "sweep" not in run.config:
+        raise HTTPException(
+            404, f"run {run_id!r} is a {run.kind!r} run; only regress runs compare checkpoints"
+        )
+    key = ("compare", run_id, run.updated_at)
+    if key not in ctx.cache:
+        ctx.cache[key] = _comparison(ctx.store, run)
+    result = ctx.cache[key]
+    return ctx.render(request, "compare.html.j2", run=run, result=result)
+
+
+def _comparison(store: Store, run: RunRecord) -> Any:
+    # scipy is heavy: loaded only when someone opens a comparison.
+    from heldout.regress import analyse_scores
+    from heldout.sweep import SweepConfig
+
+    sweep = SweepConfig.model_validate(run.config["sweep"])
+    rank = {c.name: i for i, c in enumerate(sweep.checkpoints)}
+    scores = sorted(
+        store.scores(run.id, metadata=False), key=lambda s: rank.get(s.checkpoint or "", len(rank))
+    )
+    return analyse_scores(sweep, run.id, scores)
+
+
+@router.get("/agreement", response_class=HTMLResponse)
+def agreement(request: Request, run: Annotated[list[str] | None, Query()] = None) -> Response:
+    """How far the judges of two or more runs agree, and the rows they disagree on."""
+    ctx = context_of(request)
+    ctx.guard_page(request)
+    run = run or []
+    report, problem = None, None
+    if len(run) >= 2:
+        from heldout.analysis import judge_agreement, verdicts_from_runs
+
+        try:
+            verdicts = verdicts_from_runs(ctx.store, run)
+            report = judge_agreement(verdicts, n_resamples=_AGREEMENT_RESAMPLES)
+        except HeldoutError as exc:
+            problem = str(exc)
+    elif run:
+        problem = "choose two or more runs: one run per judge, on the same rows"
+    return ctx.render(
+        request,
+        "agreement.html.j2",
+        chosen=run,
+        runs=run_lines(ctx.store, limit=100),
+        report=report,
+        disagreements=report.disagreements[:200] if report else [],
+        problem=problem,
+    )
+
+
+@router.get("/runs/{run_id}/spotcheck", response_class=HTMLResponse)
+def spotcheck(
+    request: Request,
+    run_id: str,
+    axis: str | None = None,
+    after: str | None = None,
+    labeler: str = "dashboard",
+) -> Response:
+    """One row to label on one axis, then the judge's accuracy against the labels."""
+    ctx = context_of(request)
+    ctx.guard_page(request)
+    run = _run(ctx, run_id)
+    axes = sorted({a.evaluator for a in ctx.store.aggregate(run_id) if a.n_ok})
+    axis = axis if axis in axes else (axes[0] if axes else None)
+    item = None
+    if axis is not None:
+        key = next_to_label(ctx.store, run_id, axis, labeler=labeler, after=after)
+        if key is None and after is not None:
+            key = next_to_label(ctx.store, run_id, axis, labeler=labeler)
+        item = row_detail(ctx.store, run_id, key) if key is not None else None
+    return ctx.render(
+        request,
+        "spotcheck.html.j2",
+        run=run,
+        axes=axes,
+        axis=axis,
+        labeler=labeler,
+        item=item,
+        accuracy=label_accuracy(ctx.store, run_id),
+        n_labels=len(labels_of(ctx.store, run_id)),
+    )
+
+
+@router.post("/runs/{run_id}/spotcheck")
+async def record_label(request: Request, run_id: str) -> Response:
+    """Record a person's label (token required), then show the next row."""
+    ctx = context_of(request)
+    ctx.require_token(request, cookie=True, what="Labeling")
+    form = parse_qs((await read_body(request, FORM_LIMIT)).decode("utf-8", "replace"))
+    fields = {k: v[0] for k, v in form.items() if v}
+    try:
+        label = SpotCheckLabel(
+            run_id=run_id,
+            sample_key=fields.get("sample_key", ""),
+            axis=fields.get("axis", ""),
+            labeler=fields.get("labeler") or "dashboard",
+            label=fields.get("label", ""),  # type: ignore[arg-type]
+            note=fields.get("note") or None,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise HTTPException(400, f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+    if row_detail(ctx.store, run_id, label.sample_key) is None:
+        raise HTTPException(404, f"no row {label.sample_key!r} in run {run_id!r}")
+    put_label(ctx.store, label)
+    target = (
+        f"/runs/{quote(run_id)}/spotcheck?axis={quote(label.axis)}"
+        f"&after={quote(label.sample_key)}&labeler={quote(label.labeler)}"
+    )
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/runs/{run_id}/spotcheck.jsonl")
+def spotcheck_file(request: Request, run_id: str) -> Response:
+    """The run's labels as a spot-check file for ``heldout spotcheck score``."""
+    ctx = context_of(request)
+    ctx.guard_page(request)
+    _run(ctx, run_id)
+    lines = [json.dumps(r, ensure_ascii=False) for r in spotcheck_records(ctx.store, run_id)]
+    return Response(
+        "".join(line + "\n" for line in lines),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="spotcheck-{quote(run_id)}.jsonl"'},
+    )
+
+
+@router.get("/cohorts/{cohort}", response_class=HTMLResponse)
+def cohort_page(request: Request, cohort: str, before: str | None = None) -> Response:
+    """A production cohort's traces, newest first, a page at a time."""
+    ctx = context_of(request)
+    ctx.guard_page(request)
+    size = ctx.server.page_size
+    found = cohort_traces(ctx.store, cohort, limit=size + 1, before=before)
+    if not found and before is None:
+        raise HTTPException(404, f"cohort {cohort!r} has no traces")
+    return ctx.render(
+        request,
+        "cohort.html.j2",
+        cohort=cohort,
+        traces=found[:size],
+        next_before=found[size - 1].trace_id if len(found) > size else None,
+    )
+
+
+@router.get("/traces/{trace_id}", response_class=HTMLResponse)
+def trace_page(request: Request, trace_id: str) -> Response:
+    """One trace: input, output, context, tool calls, usage and its spans."""
+    ctx = context_of(request)
+    ctx.guard_page(request)
+    found = get_trace(ctx.store, trace_id)
+    if found is None:
+        raise HTTPException(404, f"no trace {trace_id!r}")
+    trace, spans = found
+    return ctx.render(
+        request,
+        "trace.html.j2",
+        trace=trace,
+        spans=[(span, span_facts(span)) for span in spans],
+    )

@@ -1,0 +1,132 @@
+"""The dashboard pages over a real server: escaping, drill-down, comparison, labels."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx2 as httpx
+
+from heldout.web import labels_of
+from tests.support.otel import recorded
+from tests.web.conftest import Served, serve
+from tests.web.seed import EVAL_RUN, PAYLOAD, REGRESS_RUN, seed_eval, seed_regress
+
+
+def test_model_text_is_escaped_and_no_script_may_run(served: Served) -> None:
+    seed_eval(served.store)
+    page = httpx.get(f"{served.url}/runs/{EVAL_RUN}/rows/row-000")
+    assert page.status_code == 200
+    assert PAYLOAD not in page.text
+    assert "&lt;script&gt;document.title=&#34;pwned&#34;&lt;/script&gt;" in page.text
+    assert "<script" not in page.text.lower()
+    assert "&lt;b&gt;wrong&lt;/b&gt;" in page.text  # judge reasons are escaped too
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp
+    assert "script-src" not in csp  # falls back to 'none'
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_trace_with_a_script_payload_renders_inert(served: Served) -> None:
+    body = recorded("refund?", PAYLOAD).SerializeToString()
+    headers = served.headers(**{"Content-Type": "application/x-protobuf"})
+    assert httpx.post(f"{served.url}/v1/traces", content=body, headers=headers).status_code == 200
+    cohort = httpx.get(f"{served.url}/cohorts/refunds")
+    trace_id = re.search(r'href="/traces/([0-9a-f]{32})"', cohort.text)
+    assert trace_id is not None
+    page = httpx.get(f"{served.url}/traces/{trace_id.group(1)}")
+    assert page.status_code == 200
+    assert "<script" not in page.text.lower()
+    assert "&lt;script&gt;" in page.text
+    assert "lookup_order" in page.text
+
+
+def test_overview_runs_and_row_drill_down(served: Served) -> None:
+    seed_eval(served.store)
+    seed_regress(served.store)
+    overview = httpx.get(f"{served.url}/")
+    assert overview.status_code == 200
+    assert overview.text.count("<svg") == 2  # over time, and by checkpoint
+    assert "Eval-fail rate by cohort over time" in overview.text
+    run = httpx.get(f"{served.url}/runs/{EVAL_RUN}")
+    assert run.status_code == 200
+    assert run.text.count('href="/runs/eval-demo/rows/') == 12
+    failed = httpx.get(f"{served.url}/runs/{EVAL_RUN}", params={"failed": "true"})
+    assert failed.text.count('href="/runs/eval-demo/rows/') == 6  # criteria or safety fail
+    row = httpx.get(f"{served.url}/runs/{EVAL_RUN}/rows/row-003")
+    for text in ("Question 3", "Answer 3", "Passwords reset", "openai:j1", "openai:j2", "wrong"):
+        assert text in row.text
+    assert httpx.get(f"{served.url}/runs/nope").status_code == 404
+
+
+def test_rows_are_paginated(tmp_path: Path) -> None:
+    for served in serve(tmp_path, page_size=5):
+        seed_eval(served.store)
+        first = httpx.get(f"{served.url}/runs/{EVAL_RUN}")
+        assert first.text.count('href="/runs/eval-demo/rows/') == 5
+        after = re.search(r'href="/runs/eval-demo\?after=([^"&#]+)', first.text)
+        assert after is not None
+        assert after.group(1) == "row-004"
+        second = httpx.get(f"{served.url}/runs/{EVAL_RUN}", params={"after": "row-004"})
+        assert "row-005" in second.text
+        assert "row-004</a>" not in second.text
+
+
+def test_checkpoint_comparison_shows_deltas_and_the_selection(served: Served) -> None:
+    seed_regress(served.store)
+    page = httpx.get(f"{served.url}/runs/{REGRESS_RUN}/compare")
+    assert page.status_code == 200, page.text
+    assert "Ship <strong>tuned</strong>" in page.text
+    assert re.search(r"\+0\.400 \[0\.\d+, 0\.\d+\]", page.text)  # pass rate 0.5 -> 0.9
+    assert httpx.get(f"{served.url}/runs/{EVAL_RUN}/compare").status_code == 404
+
+
+def test_judge_disagreement_between_two_runs(served: Served) -> None:
+    samples = seed_eval(served.store)
+    served.store.begin_run("eval-other", name="other judge", kind="eval", config={})
+    served.store.put_samples("eval-other", samples)
+    from tests.web.seed import score
+
+    served.store.write_scores(
+        "eval-other", [score(s, i % 2 == 0, judge="openai:j3") for i, s in enumerate(samples)]
+    )
+    page = httpx.get(f"{served.url}/agreement", params=[("run", EVAL_RUN), ("run", "eval-other")])
+    assert page.status_code == 200
+    assert "Cohen" in page.text
+    assert "row-001" in page.text  # j1 passes it, j3 fails it
+    one = httpx.get(f"{served.url}/agreement", params={"run": EVAL_RUN})
+    assert "two or more runs" in one.text
+
+
+def test_labels_need_the_token_and_flow_into_the_metrics(served: Served) -> None:
+    seed_eval(served.store)
+    url = f"{served.url}/runs/{EVAL_RUN}/spotcheck"
+    form = {"sample_key": "row-000", "axis": "criteria", "label": "pass", "labeler": "ana"}
+    assert httpx.post(url, data=form).status_code == 401
+    assert labels_of(served.store, EVAL_RUN) == []
+    saved = httpx.post(url, data=form, headers=served.headers())
+    assert saved.status_code == 303
+    assert "after=row-000" in saved.headers["location"]
+    bad = httpx.post(url, data={**form, "label": "maybe"}, headers=served.headers())
+    assert bad.status_code == 400
+    page = httpx.get(url)
+    # row-000 failed on criteria; the person says pass: the judge disagrees.
+    assert re.search(r"<td>criteria</td><td>openai:j1</td><td class=\"num\">1</td>", page.text)
+    export = httpx.get(f"{url}.jsonl")
+    assert '"human_label": "pass"' in export.text
+
+
+def test_a_dashboard_token_sends_browsers_to_sign_in(tmp_path: Path) -> None:
+    for served in serve(tmp_path, dashboard_token=True):
+        page = httpx.get(f"{served.url}/runs")
+        assert page.status_code == 303
+        assert page.headers["location"] == "/login?next=/runs"
+        assert httpx.get(f"{served.url}/runs", headers=served.headers()).status_code == 200
+        wrong = httpx.post(f"{served.url}/login", data={"token": "nope", "next": "/runs"})
+        assert wrong.status_code == 401
+        signed = httpx.post(f"{served.url}/login", data={"token": served.token, "next": "//evil"})
+        assert signed.status_code == 303
+        assert signed.headers["location"] == "/"  # no open redirect
+        cookie = signed.headers["set-cookie"].lower()
+        assert "httponly" in cookie
+        assert "samesite=strict" in cookie
