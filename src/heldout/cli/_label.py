@@ -54,8 +54,11 @@ def label_command(
         str | None, typer.Option("--config", help="Config file (default ./heldout.toml).")
     ] = None,
 ) -> None:
-    """Label pairs of responses with a judge guided by a constitution, both orders averaged;
-    write prompt/chosen/rejected with the probability and margin, as TRL's trainers load them."""
+    """Label pairs of responses with a judge guided by a constitution.
+
+    Both orders are asked and averaged; the labels (prompt, chosen, rejected, probability,
+    margin) load in TRL's DPO and reward trainers.
+    """
     from heldout._errors import ConfigError
     from heldout.data import Dataset
     from heldout.labeling import (

@@ -101,8 +101,11 @@ def demo(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Run the whole flow offline: three example checkpoints on held-out cohorts, judged
-    by the embedded judge, with a table per cohort and checkpoint and an HTML report."""
+    """Run the whole flow offline on the embedded judge: three example checkpoints.
+
+    Held-out cohorts judged by every evaluator, compared with the baseline; a table per
+    cohort and checkpoint, the checkpoint to ship, and an HTML report.
+    """
     from heldout.demo import run_demo  # scipy is heavy: only for the commands that use it
 
     console.print(checks_table(run_checks(config, probe_endpoints=False)))
@@ -138,8 +141,11 @@ def regress(
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Every checkpoint of SWEEP against its baseline: deltas with confidence intervals,
-    regressions and fixes, and the checkpoint to ship; JSON, CSV and HTML outputs."""
+    """Compare every checkpoint of SWEEP with its baseline and pick one to ship.
+
+    Deltas with confidence intervals per cohort and axis, regressions and fixes, and the
+    selection; JSON, CSV and HTML outputs.
+    """
     from heldout.regress import RegressionEval  # scipy is heavy: only for this command
     from heldout.reports import write_regression_report
 

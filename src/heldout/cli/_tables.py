@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 from rich.table import Table
 
 from heldout._doctor import Check
-from heldout.analysis import (
-    AgreementReport,
-    MetricRow,
-    OverfitReport,
-    RegressionTable,
-    Selection,
-    SpotCheckReport,
-    SpotCheckSample,
-)
 from heldout.runner import RunSummary
 from heldout.store import CohortAggregate
+
+if TYPE_CHECKING:  # scipy, under heldout.analysis, takes a second to import
+    from heldout.analysis import (
+        AgreementReport,
+        MetricRow,
+        OverfitReport,
+        RegressionTable,
+        Selection,
+        SpotCheckReport,
+        SpotCheckSample,
+    )
 
 
 def aggregates_table(rows: Sequence[CohortAggregate], title: str) -> Table:
