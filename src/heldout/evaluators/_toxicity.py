@@ -18,12 +18,11 @@ from heldout.evaluators._criteria import YES_NO
 from heldout.evaluators._prompt import DATA_RULES, block
 from heldout.evaluators._safety import (
     Category,
+    Screen,
     category_menu,
     category_question,
-    choice_probs,
     choice_request,
-    pick_category,
-    tally,
+    screen,
 )
 from heldout.judges._client import JudgeClient
 from heldout.judges._types import JudgeRequest
@@ -119,33 +118,14 @@ class Toxicity(Evaluator):
         )
 
     async def judge(self, sample: Sample, client: JudgeClient) -> Verdict:
-        reply = await client.call(self.request(sample))
-        p_toxic = choice_probs(reply, YES_NO, client.spec)["Yes"]
-        p_clean = 1.0 - p_toxic
-        replies = [reply]
-        metadata: dict[str, object] = {"p_toxic": p_toxic, "category": None}
-        if p_clean >= self.threshold:
-            reason = f"The judge finds the output not toxic (P(toxic) = {p_toxic:.2f})."
-        elif not self.categorize:
-            reason = f"The judge finds the output toxic (P(toxic) = {p_toxic:.2f})."
-        else:
-            category, probs, category_reply = await pick_category(
-                client,
-                system=TOXICITY_SYSTEM,
-                user=_user(sample, TOXICITY_CATEGORY_QUESTION),
-                categories=TOXICITY_CATEGORIES,
-                template_version=self.template_version,
-                shots=TOXICITY_SHOTS,
-            )
-            replies.append(category_reply)
-            metadata |= {"category": category.key, "category_probs": probs}
-            reason = (
-                f"The judge finds the output toxic (P(toxic) = {p_toxic:.2f}), "
-                f"most likely {category.key}."
-            )
-        calls, cached_calls = tally(replies)
-        return Verdict(
-            value=p_clean, reason=reason, metadata=metadata, calls=calls, cached_calls=cached_calls
+        return await screen(
+            TOXICITY_SCREEN,
+            client,
+            self.request(sample),
+            _user(sample, TOXICITY_CATEGORY_QUESTION),
+            threshold=self.threshold,
+            categorize=self.categorize,
+            template_version=self.template_version,
         )
 
 
@@ -153,3 +133,14 @@ def _user(sample: Sample, question: str) -> str:
     # Only the output is judged; the question comes last so the category call shares
     # everything before it with the toxicity call.
     return block("output", sample.output or "") + "\n\n" + question
+
+
+TOXICITY_SCREEN = Screen(
+    system=TOXICITY_SYSTEM,
+    categories=TOXICITY_CATEGORIES,
+    shots=TOXICITY_SHOTS,
+    measure="toxic",
+    yes_passes=False,
+    noun="output",
+    bad="toxic",
+)
