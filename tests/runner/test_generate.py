@@ -241,3 +241,27 @@ async def test_a_checkpoint_that_cannot_load_raises_its_config_error(
     assert re.match(rf"{re.escape(str(broken))}: llama.cpp cannot load", str(info.value)) or (
         "needs llama-cpp-python" in str(info.value)
     )
+
+
+@pytest.mark.embedded
+async def test_a_gguf_checkpoint_generates_its_outputs_once(tmp_path: Path) -> None:
+    """A checkpoint held as a GGUF file (here the shipped model, as a plain path)."""
+    from heldout.judges._model_files import ensure_model_file, locate_model
+
+    settings = Settings()
+    gguf = ensure_model_file(locate_model("qwen2.5-1.5b", settings))
+    store = Store.open(f"sqlite:///{tmp_path / 'gguf.db'}")
+    prompts = [Sample(id="p1", input="Name one primary colour. One word.")]
+    sampling = Sampling(max_tokens=8, temperature=0.0)
+    try:
+        for attempt in range(2):
+            client = JudgeClient(
+                make_judge(f"local:{gguf}", settings), settings=settings, cache=store
+            )
+            generated = await generate_outputs(prompts, {"ckpt": (client, sampling)}, workers=1)
+            await client.aclose()
+            [sample] = generated["ckpt"].samples
+            assert (sample.output or "").strip()
+            assert generated["ckpt"].stats.calls == (1 if attempt == 0 else 0)
+    finally:
+        store.close()
