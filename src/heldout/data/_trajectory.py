@@ -253,9 +253,7 @@ class Trajectory(_Model):
                 return "reference"
             return field if field in ("id", "cohort") else f"metadata.{TRAJECTORY_KEY}.{field}"
 
-        return trajectory_from_row(
-            row, cohort=None, where=where, path=None, line=None, rename=rename
-        )
+        return trajectory_from_row(row, where=where, rename=rename)
 
     @classmethod
     def from_openai(
@@ -287,9 +285,7 @@ class Trajectory(_Model):
             "metadata": metadata,
         }
         row.update({k: v for k, v in optional.items() if v is not None})
-        return trajectory_from_row(
-            row, cohort=None, where=f"trajectory {id!r}", path=None, line=None
-        )
+        return trajectory_from_row(row, where=f"trajectory {id!r}")
 
 
 def parse_steps_json(text: str, where: str) -> list[Any]:

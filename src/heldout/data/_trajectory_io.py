@@ -88,8 +88,12 @@ def checkpoint_output_row(row: Row, prompts: Dataset, *, path: str, line: int) -
     """
     if "messages" not in row:
         return row
-    trajectory = trajectory_from_row(row, cohort=None, where=path, path=path, line=line)
-    if trajectory.id in prompts.ids and prompts.by_id(trajectory.id).input != trajectory.task:
+    trajectory = trajectory_from_row(row, where=path, path=path, line=line)
+    try:
+        task = prompts.by_id(trajectory.id).input
+    except DataError:
+        task = trajectory.task  # not a prompt: with_checkpoint_outputs says so
+    if task != trajectory.task:
         raise DataError(
             f"the task of {trajectory.id!r} differs from the prompt's input: this trajectory "
             "answers another task; check the ids",
