@@ -231,7 +231,9 @@ async def test_the_prompt_shares_the_rubric_and_input_and_delimits_the_responses
     await judge.preference(pair(a=attack), client)
 
     one, two = chats(openai_server)
-    assert one[0] == two[0]  # the system prompt, the same in both orders
+    assert one[:-1] == two[:-1]  # rubric and worked examples, the same in both orders
+    answers = [m["content"] for m in one if m["role"] == "assistant"]
+    assert sorted(answers) == ["A", "A", "B", "B"]  # the examples teach no position
     assert one[0]["role"] == "system"
     assert "What matters most here: The response names the planet." in one[0]["content"]
     assert one[0]["content"].endswith("Answer with one letter: A or B.")
