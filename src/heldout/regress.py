@@ -31,17 +31,21 @@ from typing import Any
 from heldout._errors import ConfigError, JudgeError
 from heldout._sync import run_sync
 from heldout.analysis import (
+    OverfitReport,
     RegressionTable,
     RowChange,
     Selection,
+    judge_overfitting,
     regression_table,
     row_changes,
+    scores_from_verdicts,
     select_checkpoint,
+    training_judge_sweep,
     with_axis_metrics,
 )
 from heldout.config import Settings, load_settings
 from heldout.constitutions import DEFAULT_CONSTITUTION
-from heldout.data import Dataset, Sample, with_checkpoint_outputs
+from heldout.data import Dataset, Sample, load_verdicts, with_checkpoint_outputs
 from heldout.evaluators import CustomEvaluation, Evaluator, Score, evaluators
 from heldout.evaluators._custom import model_key
 from heldout.judges import JudgeClient, make_judge
@@ -63,6 +67,8 @@ class RegressionResult:
         table: Per checkpoint, cohort and metric: mean, interval, delta, test.
         changes: Rows the baseline passed that a checkpoint fails, and the reverse.
         selection: The checkpoint to ship and why each other was passed over.
+        overfitting: Per checkpoint, whether it rose under the training judge only
+            (None unless the sweep asks for the flag).
     """
 
     sweep: SweepConfig
@@ -72,6 +78,7 @@ class RegressionResult:
     changes: list[RowChange]
     selection: Selection | None
     generated: dict[str, Generated] = field(default_factory=dict)
+    overfitting: OverfitReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as JSON-ready data."""
@@ -89,6 +96,9 @@ class RegressionResult:
             "table": self.table.to_records(),
             "changes": [c.model_dump(mode="json") for c in self.changes],
             "selection": None if self.selection is None else self.selection.model_dump(mode="json"),
+            "overfitting": (
+                None if self.overfitting is None else self.overfitting.model_dump(mode="json")
+            ),
         }
 
     def write_json(self, path: str | Path) -> Path:
@@ -135,6 +145,7 @@ class RegressionEval:
         self.sweep = sweep if isinstance(sweep, SweepConfig) else load_sweep(sweep)
         self.settings = settings or load_settings()
         self._store = store
+        self._training: RegressionEval | None = None
         self.eval_judge = self.sweep.eval_judge or self.settings.eval_judge
         self.training_judge = (
             self.sweep.training_judge
@@ -142,6 +153,7 @@ class RegressionEval:
             or self.settings.training_judge
         )
         self._check_held_apart()
+        self._check_overfitting()
         self.evaluators = [self._evaluator(c) for c in self.sweep.evaluators]
         self.prompts = self._prompts()
         self.run_id = f"regress-{self.sweep.name}-{self._digest()}"
@@ -158,27 +170,35 @@ class RegressionEval:
         """The async twin of :meth:`run`."""
         store = self._store or Store.open(self.settings.db_url)
         try:
-            by_checkpoint, generated = await self._outputs(store, outputs)
-            self._begin(store)
-            self._record_generation_failures(store, generated)
-            summary = await run_evaluation(
-                by_checkpoint,
-                self.evaluators,
-                store=store,
-                settings=self.settings,
-                judge=self.eval_judge,
-                run_id=self.run_id,
-                name=self.sweep.name,
-                kind="regress",
-                workers=self.sweep.workers,
-                progress=progress,
-            )
-            result = self.analyse(store)
-            result.summary, result.generated = summary, generated
-            return result
+            return await self._run_on(store, progress, outputs)
         finally:
             if self._store is None:
                 store.close()
+
+    async def _run_on(
+        self, store: Store, progress: Progress | None, outputs: OutputProgress | None
+    ) -> RegressionResult:
+        by_checkpoint, generated = await self._outputs(store, outputs)
+        self._begin(store)
+        self._record_generation_failures(store, generated)
+        summary = await run_evaluation(
+            by_checkpoint,
+            self.evaluators,
+            store=store,
+            settings=self.settings,
+            judge=self.eval_judge,
+            run_id=self.run_id,
+            name=self.sweep.name,
+            kind="regress",
+            workers=self.sweep.workers,
+            progress=progress,
+        )
+        training = self._training_view()
+        if training is not None:  # the same outputs, judged again by the training judge
+            await training._run_on(store, progress, outputs)
+        result = self.analyse(store)
+        result.summary, result.generated = summary, generated
+        return result
 
     def analyse(self, store: Store) -> RegressionResult:
         """The table, changes and selection from the scores stored so far (no calls)."""
@@ -188,7 +208,9 @@ class RegressionEval:
         stored = [s for s in store.scores(self.run_id, metadata=False) if s.evaluator not in axes]
         for name in axes:
             stored.extend(store.scores(self.run_id, evaluator=name))
-        return analyse_scores(self.sweep, self.run_id, self.metric_scores(stored))
+        result = analyse_scores(self.sweep, self.run_id, self.metric_scores(stored))
+        result.overfitting = self._overfitting(store, result.table)
+        return result
 
     def metric_scores(self, scores: Iterable[StoredScore]) -> list[StoredScore]:
         """Scores in sweep order, with one more metric per constitutional axis."""
@@ -220,6 +242,44 @@ class RegressionEval:
                     "will look better to it than it is. Choose another eval_judge, or set "
                     "allow_training_judge: true to go on anyway."
                 )
+
+    def _check_overfitting(self) -> None:
+        """The flag needs the training judge's verdicts, or a training judge to ask."""
+        config = self.sweep.overfitting
+        if config is not None and config.verdicts is None and not self.training_judge:
+            raise ConfigError(
+                f"sweep {self.sweep.name!r}: overfitting needs the training judge's view: "
+                "set training_judge (or training_labels), or overfitting.verdicts"
+            )
+
+    # -- the judge-overfitting flag -------------------------------------------------
+
+    def _training_view(self) -> RegressionEval | None:
+        """The same sweep judged by the training judge, when the flag asks for it."""
+        config = self.sweep.overfitting
+        if config is None or config.verdicts is not None:
+            return None
+        if self._training is None:
+            sweep = training_judge_sweep(self.sweep, self.training_judge)
+            sweep = sweep.model_copy(update={"overfitting": None, "selection": None})
+            self._training = RegressionEval(sweep, store=self._store, settings=self.settings)
+        return self._training
+
+    def _overfitting(self, store: Store, table: RegressionTable) -> OverfitReport | None:
+        """The flag per checkpoint from what is stored or imported (no judge calls)."""
+        config = self.sweep.overfitting
+        if config is None:
+            return None
+        view = self._training_view()
+        if view is not None:
+            training = view.analyse(store).table
+        elif config.verdicts is not None:
+            training = _sweep_table(
+                self.sweep, scores_from_verdicts(load_verdicts(config.verdicts))
+            )
+        else:  # _training_view() covers a flag without a verdicts file
+            return None
+        return judge_overfitting(training, table, metrics=config.metrics)
 
     def _evaluator(self, config: EvaluatorConfig) -> Evaluator:
         cls = evaluators.get(config.type)
@@ -351,17 +411,7 @@ def analyse_scores(
         scores: Every score, in sweep order, with axis metrics already added (see
             :meth:`RegressionEval.metric_scores`).
     """
-    stats = sweep.statistics
-    table = regression_table(
-        scores,
-        baseline=sweep.baseline,
-        confidence=stats.confidence,
-        test=stats.test,
-        correction=stats.correction,
-        alpha=stats.alpha,
-        n_resamples=stats.n_resamples,
-        seed=stats.seed,
-    )
+    table = _sweep_table(sweep, scores)
     selection = None
     if sweep.selection is not None:
         chosen = sweep.selection
@@ -378,6 +428,21 @@ def analyse_scores(
         table=table,
         changes=row_changes(scores, baseline=sweep.baseline),
         selection=selection,
+    )
+
+
+def _sweep_table(sweep: SweepConfig, scores: Iterable[StoredScore]) -> RegressionTable:
+    """The regression table of ``scores`` with the sweep's baseline and statistics."""
+    stats = sweep.statistics
+    return regression_table(
+        scores,
+        baseline=sweep.baseline,
+        confidence=stats.confidence,
+        test=stats.test,
+        correction=stats.correction,
+        alpha=stats.alpha,
+        n_resamples=stats.n_resamples,
+        seed=stats.seed,
     )
 
 

@@ -170,6 +170,22 @@ class StatisticsConfig(_Model):
     """The seed of every resampling: the same scores give the same table."""
 
 
+class OverfittingConfig(_Model):
+    """The judge-overfitting flag: the training judge's view of the same checkpoints.
+
+    A checkpoint is flagged when its score rises significantly under the training
+    judge but not under the eval judge (see :func:`heldout.analysis.judge_overfitting`).
+    """
+
+    verdicts: Path | None = None
+    """The training judge's per-checkpoint verdicts (JSON lines, CSV or Parquet with
+    ``checkpoint``, ``id``, ``axis`` and ``score`` columns); default: judge the sweep
+    again with the training judge, on the same outputs."""
+    metrics: dict[str, str] | None = None
+    """Training-judge metric -> eval metric, where the two are named differently;
+    default: the metrics both tables share."""
+
+
 class SweepConfig(_Model):
     """A regression sweep: checkpoints against a baseline on held-out cohorts."""
 
@@ -192,6 +208,8 @@ class SweepConfig(_Model):
     judge, unless ``training_judge`` is given."""
     allow_training_judge: bool = False
     """Go on although the eval judge is the training judge (not recommended)."""
+    overfitting: OverfittingConfig | None = None
+    """Flag checkpoints that look better only to the training judge (default: off)."""
     sampling: Sampling = Field(default_factory=Sampling)
     """How generated checkpoints sample, unless a checkpoint says otherwise."""
     selection: SelectionConfig | None = None
@@ -241,8 +259,14 @@ class SweepConfig(_Model):
             e.model_copy(update={"constitution": _constitution_path(e.constitution, folder)})
             for e in self.evaluators
         ]
+        overfitting = self.overfitting
+        if overfitting is not None and overfitting.verdicts is not None:
+            overfitting = overfitting.model_copy(
+                update={"verdicts": at(overfitting.verdicts) or overfitting.verdicts}
+            )
         return self.model_copy(
             update={
+                "overfitting": overfitting,
                 "dataset": dataset,
                 "checkpoints": checkpoints,
                 "evaluators": evaluators,
@@ -327,6 +351,7 @@ __all__ = [
     "CheckpointConfig",
     "DatasetConfig",
     "EvaluatorConfig",
+    "OverfittingConfig",
     "SelectionConfig",
     "StatisticsConfig",
     "SweepConfig",

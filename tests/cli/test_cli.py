@@ -102,6 +102,9 @@ def write_sweep(folder: Path, judge_url: str) -> Path:
     return sweep
 
 
+ENV_KEY = {"OPENAI_API_KEY": "sk-test"}
+
+
 def test_regress_prints_the_table_and_the_choice_and_writes_json_csv_html(
     tmp_path: Path,
 ) -> None:
@@ -157,3 +160,17 @@ def test_label_writes_trl_columns_and_a_rerun_is_free(tmp_path: Path) -> None:
         again = heldout(*args, cwd=tmp_path, env={"OPENAI_API_KEY": "sk-test"})
         assert again.returncode == 0, again.stderr
         assert server.requests == 4
+
+
+def test_regress_shows_the_overfitting_flag_when_the_sweep_asks_for_it(tmp_path: Path) -> None:
+    with OpenAIServer() as server:
+        sweep = write_sweep(tmp_path, server.base_url)
+        with sweep.open("a") as f:
+            f.write(f"training_judge: openai:training-model@{server.base_url}\noverfitting: {{}}\n")
+        result = heldout("regress", str(sweep), "--out", "out", cwd=tmp_path, env=ENV_KEY)
+        assert result.returncode == 0, result.stderr
+        assert server.requests == 32  # the same 16 outputs, judged by each judge
+        assert "judge overfitting against sft" in result.stdout
+        exported = json.loads((tmp_path / "out" / "results.json").read_text())["overfitting"]
+        assert [c["checkpoint"] for c in exported["checkpoints"]] == ["step-1"]
+        assert "Judge overfitting" in (tmp_path / "out" / "report.html").read_text()

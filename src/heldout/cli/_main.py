@@ -17,6 +17,7 @@ from heldout.cli._serve import ingest_command, serve_command
 from heldout.cli._tables import (
     aggregates_table,
     checks_table,
+    overfit_view,
     regression_view,
     selection_view,
     summary_line,
@@ -166,6 +167,8 @@ def regress(
     console.print(regression_view(result.table, cohort=cohort))
     if result.selection is not None:
         console.print(selection_view(result.selection))
+    if result.overfitting is not None:
+        console.print(overfit_view(result.overfitting))
     if result.summary is not None:
         console.print(summary_line(result.summary))
     for path in written:

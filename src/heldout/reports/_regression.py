@@ -10,6 +10,8 @@ five :class:`~heldout.reports.Section` s, placed after the run's overview:
    and significance mark, with error counts beside every mean.
 4. *Hyperparameters*: metrics against each numeric hyperparameter the sweep varies.
 5. *Regressions and fixes*: the prompts whose verdict flipped, with the judge's reasons.
+6. *Judge overfitting*: per checkpoint, a rise under the training judge that the eval
+   judge does not see (only when the sweep asks for the flag).
 
 Every value reaches the templates (``templates/regression/``) as data and is escaped
 there by autoescape, judge reasons included; only the charts go in as markup.
@@ -33,6 +35,7 @@ from heldout.analysis import (
     Guard,
     MetricRow,
     Objective,
+    OverfitReport,
     RowChange,
     Selection,
 )
@@ -82,6 +85,8 @@ def regression_sections(result: RegressionResult) -> list[Section]:
         sections.append(_pareto_section(result, result.selection))
     sections += [_deltas_section(result), _hyperparameter_section(result)]
     sections.append(_changes_section(result))
+    if result.overfitting is not None:
+        sections.append(_overfitting_section(result, result.overfitting))
     return sections
 
 
@@ -354,4 +359,24 @@ def _changes_section(result: RegressionResult) -> Section:
         baseline=table.baseline,
         groups=groups,
         limit=CHANGES_SHOWN,
+    )
+
+
+# -- 6. judge overfitting -------------------------------------------------------------
+
+
+def _overfitting_section(result: RegressionResult, report: OverfitReport) -> Section:
+    config = result.sweep.overfitting
+    verdicts = None if config is None else config.verdicts
+    source = (
+        f"imported from {verdicts.name}"
+        if verdicts is not None
+        else f"{result.sweep.training_judge or 'the training judge'}, run again on the outputs"
+    )
+    return Section.from_template(
+        "Judge overfitting",
+        _template("overfitting.html.j2"),
+        anchor="overfitting",
+        report=report,
+        training_source=source,
     )
