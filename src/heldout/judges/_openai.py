@@ -103,11 +103,14 @@ class OpenAIJudge(Judge):
         for name, price in (prices or {}).items():
             self._prices[name] = (price.input_per_mtok, price.output_per_mtok)
         # One connection pool per judge; the SDK's own retries are off (the client retries).
+        # A plain-http endpoint (a local vLLM, Ollama or llama.cpp server) has no
+        # certificate to check: skipping the CA bundle saves ~0.1 s before the first call.
+        plain_http = urlsplit(self._base_url).scheme == "http"
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=self._base_url,
             max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(),
+            http_client=openai.DefaultAsyncHttpxClient(verify=not plain_http),
         )
 
     @classmethod
