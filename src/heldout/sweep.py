@@ -21,6 +21,8 @@ with their hyperparameters. Paths are relative to the sweep file. Example::
     selection:
       objective: {metrics: ["custom:*"], cohorts: [helpfulness, harmlessness, honesty]}
       guards: [{metric: task_completion, cohorts: [helpfulness, regression], max_drop: 0.02}]
+    overfitting: {}            # judge the outputs again with the training judge, flag
+                               # checkpoints that rise only under it
 
 Errors name the file, the line and the field.
 """
