@@ -50,8 +50,8 @@ from heldout._errors import (
 )
 from heldout.config import Settings
 from heldout.judges._base import Judge
+from heldout.judges._llama import choice_tokens, import_llama_cpp, json_grammar, token_text
 from heldout.judges._model_files import (
-    INSTALL_HINT,
     ModelSource,
     check_gguf,
     ensure_model_file,
@@ -224,7 +224,7 @@ class LocalJudge(Judge):
         tokens = self._prompt_tokens(llm, request)
         if request.mode == "choice":
             return self._answer_choice(llm, request, tokens, deadline)
-        grammar = self._grammar(llm, request) if request.mode == "json" else None
+        grammar = json_grammar(llm, request, self.endpoint) if request.mode == "json" else None
         text, n_out = self._complete(llm, request, tokens, deadline, grammar)
         usage = Usage(prompt_tokens=len(tokens), completion_tokens=n_out)
         if request.mode == "text":
@@ -249,10 +249,10 @@ class LocalJudge(Judge):
     def _answer_choice(
         self, llm: Any, request: JudgeRequest, tokens: list[int], deadline: float
     ) -> JudgeReply:
-        token_sets = self._tokens_of_choices(llm, request.choices)
+        token_sets = choice_tokens(llm, request.choices, self._choice_tokens)
         self._check_fits(tokens, room=0)
         reused = self._prefill(llm, tokens, deadline)
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         pointer = llama_cpp.llama_get_logits_ith(llm.ctx, -1)
         logits = np.ctypeslib.as_array(pointer, shape=(llm.n_vocab(),)).astype(np.float64)
         scores = np.array([_logsumexp(logits[ids]) for ids in token_sets])
@@ -275,7 +275,7 @@ class LocalJudge(Judge):
         """Generate up to ``max_tokens`` (or until the context is full); text and count."""
         self._check_fits(tokens, room=1)
         reused = self._prefill(llm, tokens, deadline)
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         limit = min(request.max_tokens, self._n_ctx - len(tokens))
         llm.set_seed(request.seed if request.seed is not None else self._seed)
@@ -362,7 +362,7 @@ class LocalJudge(Judge):
             cached = llm.input_ids[: self._cached_prompt]
             reused = min(_common_prefix(cached, tokens), len(tokens) - 1) // _ALIGN * _ALIGN
         if reused > 0:
-            llama_cpp = _import_llama_cpp()
+            llama_cpp = import_llama_cpp()
             memory = llama_cpp.llama_get_memory(llm.ctx)
             if not llama_cpp.llama_memory_seq_rm(memory, 0, reused, -1):
                 reused = 0  # this model's memory cannot drop a tail: start over
@@ -381,67 +381,6 @@ class LocalJudge(Judge):
     def _timeout(self, where: str) -> JudgeTimeout:
         return JudgeTimeout(f"timed out {where}", endpoint=self.endpoint)
 
-    # -- choice tokens, grammar ------------------------------------------------------
-
-    def _tokens_of_choices(self, llm: Any, choices: tuple[str, ...]) -> list[list[int]]:
-        """For each choice, the first tokens that start it (one per spelling variant)."""
-        if choices in self._choice_tokens:
-            return self._choice_tokens[choices]
-        if len(choices) < 2:
-            raise ConfigError(f"A choice request needs at least two choices, got {choices!r}")
-        owners: dict[int, set[int]] = {}
-        primary: list[int] = []
-        for index, choice in enumerate(choices):
-            first = _first_token(llm, choice)
-            if first is None:
-                raise ConfigError(f"Choice {choice!r} is empty")
-            primary.append(first)
-            for variant in _variants(choice):
-                token = _first_token(llm, variant)
-                if token is not None:
-                    owners.setdefault(token, set()).add(index)
-        for token in primary:
-            if len(owners[token]) > 1:
-                clash = [choices[i] for i in sorted(owners[token])]
-                raise ConfigError(
-                    f"Choices {clash!r} start with the same token "
-                    f"{llm.detokenize([token])!r} for this model; use choices that differ "
-                    "in their first word or letter (e.g. 'A'/'B', 'Yes'/'No')"
-                )
-        # A variant shared by two choices (rare) says nothing about either: drop it.
-        table = [
-            sorted(t for t, owner in owners.items() if owner == {i}) for i in range(len(choices))
-        ]
-        self._choice_tokens[choices] = table
-        return table
-
-    def _grammar(self, llm: Any, request: JudgeRequest) -> Any:
-        """The grammar that holds generation to ``request.json_schema`` (any object if None)."""
-        grammars = importlib.import_module("llama_cpp.llama_grammar")
-        try:
-            gbnf: str = (
-                grammars.JSON_GBNF
-                if request.json_schema is None
-                else grammars.json_schema_to_gbnf(json.dumps(request.json_schema))
-            )
-        except Exception as exc:  # the converter raises bare Exception on unsupported schemas
-            raise JudgeRefused(
-                f"the json_schema cannot be turned into a llama.cpp grammar: {exc}",
-                endpoint=self.endpoint,
-            ) from exc
-        # llama.cpp returns NULL for a grammar it cannot parse, and the sampler chain
-        # would crash on it: try it once here.
-        llama_cpp = _import_llama_cpp()
-        vocab = llama_cpp.llama_model_get_vocab(llm.model)
-        probe = llama_cpp.llama_sampler_init_grammar(vocab, gbnf.encode(), b"root")
-        if not probe:
-            raise JudgeRefused(
-                "llama.cpp rejected the grammar built from the json_schema; simplify the schema",
-                endpoint=self.endpoint,
-            )
-        llama_cpp.llama_sampler_free(probe)
-        return grammars.LlamaGrammar.from_string(gbnf, verbose=False)
-
     # -- loading, counters ---------------------------------------------------------
 
     def _load(self) -> Any:
@@ -449,7 +388,7 @@ class LocalJudge(Judge):
         if self._llm is not None:
             return self._llm
         path: Path = ensure_model_file(self._source)
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = import_llama_cpp()
         chat_format = importlib.import_module("llama_cpp.llama_chat_format")
         try:
             llm = llama_cpp.Llama(
@@ -473,8 +412,8 @@ class LocalJudge(Judge):
         eos, bos = llm.token_eos(), llm.token_bos()
         self._formatter = chat_format.Jinja2ChatFormatter(
             template=template,
-            eos_token=_token_text(llm, eos),
-            bos_token=_token_text(llm, bos),
+            eos_token=token_text(llm, eos),
+            bos_token=token_text(llm, bos),
         )
         self._llm = llm
         return llm
@@ -495,41 +434,11 @@ class LocalJudge(Judge):
         )
 
 
-def _import_llama_cpp() -> Any:
-    try:
-        return importlib.import_module("llama_cpp")
-    except ImportError as exc:
-        raise ConfigError(
-            "The local judge needs llama-cpp-python, which is not installed (or failed to "
-            f"build): {exc}. Install it with: {INSTALL_HINT}. It compiles llama.cpp, "
-            "about 3 minutes on 2 cores."
-        ) from exc
-
-
 def _cpu_count() -> int:
     """Cores this process may run on (the affinity mask, where the OS has one)."""
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
-
-
-def _variants(choice: str) -> set[str]:
-    """Spellings a model may start a choice with: case variants, with and without a space."""
-    text = choice.strip()
-    cases = {text, text.lower(), text.upper(), text.capitalize()}
-    return cases | {f" {case}" for case in cases}
-
-
-def _token_text(llm: Any, token: int) -> str:
-    if token < 0:
-        return ""
-    text: bytes = llm.detokenize([token], special=True)
-    return text.decode("utf-8", errors="replace")
-
-
-def _first_token(llm: Any, text: str) -> int | None:
-    tokens: list[int] = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
-    return tokens[0] if tokens else None
 
 
 def _common_prefix(cached: npt.NDArray[np.intc], tokens: Sequence[int]) -> int:
