@@ -20,6 +20,7 @@ PACKAGES = [
     "heldout.analysis",
     "heldout.tracing",
     "heldout.web",
+    "heldout.integrations",
 ]
 
 
@@ -52,3 +53,15 @@ def test_importing_heldout_does_not_load_llama_cpp() -> None:
     code = "import sys, heldout; print('llama_cpp' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_importing_heldout_and_its_integrations_does_not_load_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, heldout, heldout.integrations; "
+        "print(sorted(m for m in ('torch', 'transformers', 'trl') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

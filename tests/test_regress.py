@@ -375,3 +375,20 @@ def test_a_constitution_is_a_shipped_name_or_a_file_next_to_the_sweep(
     assert names("rules/mine.yaml") == ["custom:mine"]
     with pytest.raises(ConfigError, match=r"constitution 'nope' is neither .* Shipped: default"):
         names("nope")
+
+
+def test_the_run_in_the_store_keeps_its_sweep_for_the_dashboard(
+    tmp_path: Path, servers: Servers, settings: Settings, sqlite_store: Store
+) -> None:
+    from heldout.sweep import SweepConfig
+    from heldout.web._views import _comparison
+
+    result = RegressionEval(
+        write_sweep(tmp_path, servers, n=2), store=sqlite_store, settings=settings
+    ).run()
+
+    run = sqlite_store.get_run(result.run_id)
+    assert run is not None
+    assert SweepConfig.model_validate(run.config["sweep"]) == result.sweep
+    # The dashboard's comparison page analyses the run from that config alone.
+    assert _comparison(sqlite_store, run).table == result.table

@@ -252,3 +252,23 @@ async def test_a_config_error_inside_a_worker_surfaces_as_itself(
         )
     runs = sqlite_store.list_runs()
     assert [r.status for r in runs] == ["failed"]
+
+
+async def test_a_run_keeps_the_config_its_caller_gave_it(
+    openai_server: OpenAIServer, sqlite_store: Store
+) -> None:
+    sqlite_store.begin_run("r", name="sweep", kind="regress", config={"sweep": {"name": "x"}})
+    await run_evaluation(
+        samples(2),
+        [Criteria("Correct.")],
+        store=sqlite_store,
+        settings=settings_for(openai_server),
+        judge=JUDGE,
+        run_id="r",
+        kind="regress",
+    )
+    run = sqlite_store.get_run("r")
+    assert run is not None
+    assert run.config["sweep"] == {"name": "x"}
+    assert run.config["judge"] == JUDGE
+    assert [e["name"] for e in run.config["evaluators"]] == ["criteria"]

@@ -163,11 +163,15 @@ async def run_evaluation(
         by_checkpoint = {checkpoint: samples}
     rows = interleave(by_checkpoint)
     run_id = run_id or run_id_for(rows, evaluators, default_spec)
+    # Keys the caller put on the run first (a RegressionEval's ``sweep``, which the
+    # dashboard's comparison reads) are kept; the runner's own are refreshed.
+    previous = store.get_run(run_id)
     store.begin_run(
         run_id,
         name=name,
         kind=kind,
         config={
+            **(previous.config if previous is not None else {}),
             "evaluators": [e.config() for e in evaluators],
             "judge": default_spec,
             "checkpoints": [c for c in by_checkpoint if c is not None],
