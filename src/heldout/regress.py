@@ -392,7 +392,7 @@ class RegressionEval:
                 continue
             store.put_samples(self.run_id, failed, checkpoint=name)
             scores = [
-                _generation_error(sample, evaluator, result.failures[sample.id])
+                generation_error(sample, evaluator, result.failures[sample.id])
                 for sample in failed
                 for evaluator in self.evaluators
                 if evaluator.applies_to(sample)
@@ -455,7 +455,8 @@ def _labeler_of(path: Path | None) -> str | None:
     return read_labeler(path)
 
 
-def _generation_error(sample: Sample, evaluator: Evaluator, error: JudgeError) -> Score:
+def generation_error(sample: Sample, evaluator: Evaluator, error: JudgeError) -> Score:
+    """The error score of ``evaluator`` on a row whose checkpoint produced no output."""
     return Score(
         sample_id=sample.id,
         cohort=sample.cohort,

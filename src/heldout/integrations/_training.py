@@ -41,7 +41,7 @@ from heldout.analysis import ALL_COHORTS, MetricRow
 from heldout.config import Settings
 from heldout.data import Dataset, Sample, with_checkpoint_outputs
 from heldout.judges import JudgeClient, make_judge
-from heldout.regress import RegressionEval, _generation_error, analyse_scores
+from heldout.regress import RegressionEval, analyse_scores, generation_error
 from heldout.runner import RunSummary, run_evaluation
 from heldout.runner._generate import Sampling, generate_outputs
 from heldout.store import GroupWriter, Store
@@ -357,7 +357,7 @@ class TrainingEval:
             return
         store.put_samples(self.run_id, failed, checkpoint=checkpoint)
         scores = [
-            _generation_error(sample, evaluator, failures[sample.id])
+            generation_error(sample, evaluator, failures[sample.id])
             for sample in failed
             for evaluator in self.evaluators
             if evaluator.applies_to(sample)
