@@ -8,6 +8,15 @@ in cohorts, deduplicated, capped and kept in a rolling window; and a cohort beco
 a :class:`~heldout.data.Dataset` to evaluate like any other.
 """
 
+from heldout.tracing._classify import (
+    ClassifierError,
+    ClassifierStatus,
+    ClassifyResult,
+    CohortQuestion,
+    classifier_errors,
+    classifier_status,
+    classify_traces,
+)
 from heldout.tracing._conventions import span_facts
 from heldout.tracing._group import by_trace, input_key, normalise, trace_record
 from heldout.tracing._ingest import ingest_file, ingest_otlp, read_otlp_file
@@ -23,9 +32,11 @@ from heldout.tracing._models import (
 )
 from heldout.tracing._otlp import Encoding, decode_request, encoding_of
 from heldout.tracing._rules import (
+    Classify,
     CohortRule,
     CohortRules,
     Condition,
+    Dedup,
     load_cohort_rules,
     parse_duration,
 )
@@ -37,15 +48,22 @@ from heldout.tracing._storage import (
     cohort_sizes,
     cohort_traces,
     get_trace,
+    members_among,
     refresh_cohorts,
     store_spans,
 )
 
 __all__ = [
+    "ClassifierError",
+    "ClassifierStatus",
+    "Classify",
+    "ClassifyResult",
+    "CohortQuestion",
     "CohortRule",
     "CohortRules",
     "CohortSize",
     "Condition",
+    "Dedup",
     "Encoding",
     "IngestResult",
     "SpanEvent",
@@ -58,6 +76,9 @@ __all__ = [
     "TraceRecord",
     "build_evaluator",
     "by_trace",
+    "classifier_errors",
+    "classifier_status",
+    "classify_traces",
     "cohort_dataset",
     "cohort_sizes",
     "cohort_traces",
@@ -69,6 +90,7 @@ __all__ = [
     "ingest_otlp",
     "input_key",
     "load_cohort_rules",
+    "members_among",
     "normalise",
     "parse_duration",
     "read_otlp_file",

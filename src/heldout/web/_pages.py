@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from heldout.reports._charts import fail_rate_heatmap
-from heldout.tracing import cohort_sizes
+from heldout.tracing import classifier_status, cohort_sizes
 from heldout.web._charts import trend_chart
 from heldout.web._context import COOKIE, context_of, read_body
 from heldout.web._labels import labels_of
@@ -40,6 +40,9 @@ def overview(request: Request) -> Response:
         order = checkpoints_of(ctx.store, checkpoint_run)
         if any(a.fail_rate is not None for a in aggregates):
             heatmap = fail_rate_heatmap(aggregates, order, chart_id="by-checkpoint")
+    cohorts = {c.cohort: c for c in cohort_sizes(ctx.store)}
+    classes = {c.cohort: c for c in classifier_status(ctx.store)}
+    ruled = [r.name for r in ctx.rules.cohorts] if ctx.rules is not None else []
     return ctx.render(
         request,
         "overview.html.j2",
@@ -47,7 +50,10 @@ def overview(request: Request) -> Response:
         trend_points=trend[-30:],
         heatmap=heatmap,
         checkpoint_run=checkpoint_run,
-        cohorts=cohort_sizes(ctx.store),
+        cohorts=cohorts,
+        classes=classes,
+        cohort_names=sorted(set(cohorts) | set(classes) | set(ruled)),
+        classify_problem=ctx.classify_problem,
         runs=run_lines(ctx.store, limit=10),
     )
 

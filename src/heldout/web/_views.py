@@ -13,7 +13,13 @@ from pydantic import ValidationError
 
 from heldout._errors import HeldoutError
 from heldout.store import RunRecord, Store
-from heldout.tracing import cohort_traces, get_trace, span_facts
+from heldout.tracing import (
+    classifier_errors,
+    classifier_status,
+    cohort_traces,
+    get_trace,
+    span_facts,
+)
 from heldout.web._context import AppContext, context_of, read_body
 from heldout.web._labels import (
     SpotCheckLabel,
@@ -181,7 +187,9 @@ def cohort_page(request: Request, cohort: str, before: str | None = None) -> Res
     ctx.guard_page(request)
     size = ctx.server.page_size
     found = cohort_traces(ctx.store, cohort, limit=size + 1, before=before)
-    if not found and before is None:
+    status = next((c for c in classifier_status(ctx.store) if c.cohort == cohort), None)
+    known = ctx.rules is not None and any(r.name == cohort for r in ctx.rules.cohorts)
+    if not found and before is None and status is None and not known:
         raise HTTPException(404, f"cohort {cohort!r} has no traces")
     return ctx.render(
         request,
@@ -189,6 +197,8 @@ def cohort_page(request: Request, cohort: str, before: str | None = None) -> Res
         cohort=cohort,
         traces=found[:size],
         next_before=found[size - 1].trace_id if len(found) > size else None,
+        classifier=status,
+        errors=classifier_errors(ctx.store, cohort) if status and status.errors else [],
     )
 
 
