@@ -3,9 +3,11 @@
 OpenTelemetry traces arrive over OTLP (protobuf or JSON, from ``POST /v1/traces`` on
 ``heldout serve`` or an exported file via ``heldout ingest``). The OpenInference and
 GenAI conventions turn each trace's spans into one input, output and retrieved
-context with its model, tool calls and token usage; cohort rules (YAML) place traces
-in cohorts, deduplicated, capped and kept in a rolling window; and a cohort becomes
-a :class:`~heldout.data.Dataset` to evaluate like any other.
+context with its model, tool calls and token usage, or into the agent trajectory it
+records; cohort rules (YAML) place traces in cohorts (conditions, sampling, a
+classifier judge), with near-identical inputs deduplicated, capped and kept in a
+rolling window; and a cohort becomes a :class:`~heldout.data.Dataset` to evaluate
+like any other.
 """
 
 from heldout.tracing._classify import (
@@ -17,7 +19,7 @@ from heldout.tracing._classify import (
     classifier_status,
     classify_traces,
 )
-from heldout.tracing._conventions import span_facts
+from heldout.tracing._conventions import span_facts, span_messages
 from heldout.tracing._group import by_trace, input_key, normalise, trace_record
 from heldout.tracing._ingest import ingest_file, ingest_otlp, read_otlp_file
 from heldout.tracing._models import (
@@ -52,6 +54,7 @@ from heldout.tracing._storage import (
     refresh_cohorts,
     store_spans,
 )
+from heldout.tracing._trajectory import trajectory_from_spans
 
 __all__ = [
     "ClassifierError",
@@ -96,6 +99,8 @@ __all__ = [
     "read_otlp_file",
     "refresh_cohorts",
     "span_facts",
+    "span_messages",
     "store_spans",
     "trace_record",
+    "trajectory_from_spans",
 ]

@@ -24,7 +24,8 @@ from heldout.tracing._conventions import span_facts
 from heldout.tracing._group import by_trace, trace_record
 from heldout.tracing._models import SpanEvent, SpanRecord, TokenUsage, ToolCall, TraceRecord
 from heldout.tracing._placement import place, trim
-from heldout.tracing._rules import CohortRules
+from heldout.tracing._rules import CohortRules, SampleShape
+from heldout.tracing._trajectory import trajectory_from_spans
 
 _BATCH = 500
 
@@ -242,12 +243,15 @@ def get_trace(store: Store, trace_id: str) -> tuple[TraceRecord, list[SpanRecord
     return store.transaction(f"read trace {trace_id!r}", work)
 
 
-def cohort_dataset(store: Store, cohort: str) -> Dataset:
+def cohort_dataset(store: Store, cohort: str, *, sample_as: SampleShape = "trace") -> Dataset:
     """A production cohort as a :class:`~heldout.data.Dataset`, like any other.
 
-    Each member trace becomes a sample: id the trace id, the trace's input, output and
-    context, and its session, model, service, tool calls and token usage in metadata.
-    Oldest first, so a growing cohort keeps its order.
+    With ``sample_as="trace"`` each member trace becomes a sample: id the trace id,
+    the trace's input, output and context, and its session, model, service, tool
+    calls and token usage in metadata. With ``"trajectory"`` each becomes the
+    :class:`~heldout.data.Trajectory` its agent, LLM and tool spans record (see
+    :func:`~heldout.tracing.trajectory_from_spans`), as a trajectory sample for the
+    trajectory evaluators. Oldest first, so a growing cohort keeps its order.
     """
     m = cohort_members.c
     query = (
@@ -259,9 +263,28 @@ def cohort_dataset(store: Store, cohort: str) -> Dataset:
     rows = store.transaction(
         f"read cohort {cohort!r}", lambda conn: conn.execute(query).mappings().all()
     )
+    name = f"production-{cohort}"
+    if sample_as == "trace":
+        return Dataset((trace_sample(trace_from_row(row), cohort) for row in rows), name=name)
+    ids = [row["trace_id"] for row in rows]
+    spans = by_trace(_spans_of(store, ids))
     return Dataset(
-        (trace_sample(trace_from_row(row), cohort) for row in rows), name=f"production-{cohort}"
+        (trajectory_from_spans(spans[tid], cohort=cohort).to_sample() for tid in ids),
+        name=name,
     )
+
+
+def _spans_of(store: Store, trace_ids: Sequence[str]) -> list[SpanRecord]:
+    def work(conn: Connection) -> list[SpanRecord]:
+        found: list[SpanRecord] = []
+        for start in range(0, len(trace_ids), _BATCH):
+            query = sa.select(trace_spans).where(
+                trace_spans.c.trace_id.in_(trace_ids[start : start + _BATCH])
+            )
+            found.extend(span_from_row(row) for row in conn.execute(query).mappings())
+        return found
+
+    return store.transaction(f"read the spans of {len(trace_ids)} traces", work)
 
 
 def trace_sample(trace: TraceRecord, cohort: str) -> Sample:
