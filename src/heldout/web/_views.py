@@ -3,6 +3,7 @@ and production cohorts with their traces."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
@@ -22,10 +23,13 @@ from heldout.tracing import (
 )
 from heldout.web._context import AppContext, context_of, read_body
 from heldout.web._labels import (
+    PREFERENCE_LABELS,
+    VERDICT_LABELS,
     SpotCheckLabel,
     label_accuracy,
     labels_of,
     next_to_label,
+    pairwise_axes,
     put_label,
     spotcheck_records,
 )
@@ -124,6 +128,7 @@ def spotcheck(
         if key is None and after is not None:
             key = next_to_label(ctx.store, run_id, axis, labeler=labeler)
         item = row_detail(ctx.store, run_id, key) if key is not None else None
+    pairwise = axis in pairwise_axes(ctx.store, run_id)
     return ctx.render(
         request,
         "spotcheck.html.j2",
@@ -132,9 +137,18 @@ def spotcheck(
         axis=axis,
         labeler=labeler,
         item=item,
+        pairwise=pairwise,
+        shown=_shown_order(item[0].sample_key) if item and pairwise else None,
         accuracy=label_accuracy(ctx.store, run_id),
         n_labels=len(labels_of(ctx.store, run_id)),
     )
+
+
+def _shown_order(sample_key: str) -> tuple[str, str]:
+    """Which response a person reads first, A (the output) or B (the reference):
+    seeded by the row, so people are not always shown the output first."""
+    first = "A" if hashlib.sha256(sample_key.encode()).digest()[0] % 2 == 0 else "B"
+    return (first, "B" if first == "A" else "A")
 
 
 @router.post("/runs/{run_id}/spotcheck")
@@ -158,6 +172,12 @@ async def record_label(request: Request, run_id: str) -> Response:
         raise HTTPException(400, f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
     if row_detail(ctx.store, run_id, label.sample_key) is None:
         raise HTTPException(404, f"no row {label.sample_key!r} in run {run_id!r}")
+    pairwise = label.axis in pairwise_axes(ctx.store, run_id)
+    allowed = PREFERENCE_LABELS if pairwise else VERDICT_LABELS
+    if label.label not in allowed:
+        raise HTTPException(
+            400, f"label: {label.axis!r} takes {', '.join(allowed)}, not {label.label!r}"
+        )
     put_label(ctx.store, label)
     target = (
         f"/runs/{quote(run_id)}/spotcheck?axis={quote(label.axis)}"
