@@ -12,7 +12,10 @@ from heldout import Store
 from heldout.config import ServerSettings, Settings
 from heldout.tracing import CohortRules
 from heldout.web import create_app
+from tests.store.conftest import backend, pg_base_url, store
 from tests.support.live_server import LiveServer
+
+__all__ = ["backend", "pg_base_url", "serve", "served", "store"]
 
 TOKEN = "test-token-0123456789abcdef"
 RULES = CohortRules.model_validate(

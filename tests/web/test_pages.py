@@ -7,8 +7,10 @@ from pathlib import Path
 
 import httpx2 as httpx
 
+from heldout import Store
 from heldout.analysis import spotcheck_score, verdicts_from_runs
-from heldout.web import labels_of
+from heldout.web import fail_rate_trend, labels_of, run_lines
+from heldout.web._queries import sampled_verdicts
 from tests.support.openai_server import OpenAIServer
 from tests.support.otel import recorded
 from tests.web.conftest import Served, serve
@@ -17,6 +19,7 @@ from tests.web.seed import (
     PAIRWISE_RUN,
     PAYLOAD,
     REGRESS_RUN,
+    score,
     seed_eval,
     seed_pairwise,
     seed_regress,
@@ -95,8 +98,6 @@ def test_judge_disagreement_between_two_runs(served: Served) -> None:
     samples = seed_eval(served.store)
     served.store.begin_run("eval-other", name="other judge", kind="eval", config={})
     served.store.put_samples("eval-other", samples)
-    from tests.web.seed import score
-
     served.store.write_scores(
         "eval-other", [score(s, i % 2 == 0, judge="openai:j3") for i, s in enumerate(samples)]
     )
@@ -187,3 +188,43 @@ def test_a_pass_fail_axis_refuses_a_preference(served: Served) -> None:
     )
     assert response.status_code == 400
     assert "takes pass, fail, skip" in response.text
+
+
+def test_the_disagreement_page_samples_large_runs(store: Store) -> None:
+    """On SQLite and PostgreSQL: every k-th row key, each judge's P(Yes) kept."""
+    samples = seed_eval(store)  # 12 rows, two evaluators
+    store.begin_run("eval-other", name="other judge", kind="eval", config={})
+    store.put_samples("eval-other", samples)
+    other = [
+        score(s, i % 2 == 0, judge="openai:j3").model_copy(update={"metadata": {"p_yes": 0.25}})
+        for i, s in enumerate(samples)
+    ]
+    store.write_scores("eval-other", other)
+    whole = sampled_verdicts(store, [EVAL_RUN, "eval-other"], max_rows=100)
+    assert (whole.rows, whole.used, whole.step) == (12, 12, 1)
+    assert len(whole.verdicts["openai:j3"]) == 12
+    part = sampled_verdicts(store, [EVAL_RUN, "eval-other"], max_rows=5)
+    assert (part.rows, part.used, part.step) == (12, 4, 3)
+    ids = sorted({v.id for v in part.verdicts["openai:j3"]})
+    assert ids == ["row-000", "row-003", "row-006", "row-009"]
+    assert {v.probability for v in part.verdicts["openai:j3"]} == {0.25}
+    # The first run's two evaluators come back as one judge name: its runs' id.
+    assert set(part.verdicts) == {EVAL_RUN, "openai:j3"}
+
+
+def test_finished_runs_counts_are_kept_until_the_run_is_reopened(sqlite_store: Store) -> None:
+    samples = seed_eval(sqlite_store)  # finished: 24 scores
+    memo: dict[object, object] = {}
+    (line,) = run_lines(sqlite_store, limit=5, memo=memo)
+    assert line.n_scores == 24
+    assert len(memo) == 1
+    points = fail_rate_trend(sqlite_store, memo=memo)
+    assert len(memo) == 2
+    assert fail_rate_trend(sqlite_store, memo=memo) == points
+    # Reopened (a resumed run), it is counted afresh, and again once finished.
+    sqlite_store.begin_run(EVAL_RUN, name="demo eval", kind="eval", config={})
+    sqlite_store.write_scores(EVAL_RUN, [score(s, False, evaluator="extra") for s in samples])
+    assert run_lines(sqlite_store, limit=5, memo=memo)[0].n_scores == 36
+    sqlite_store.finish_run(EVAL_RUN, "done")
+    assert run_lines(sqlite_store, limit=5, memo=memo)[0].n_scores == 36
+    assert fail_rate_trend(sqlite_store, memo=memo) != points

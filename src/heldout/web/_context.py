@@ -7,6 +7,8 @@ import asyncio
 import hmac
 import logging
 import zlib
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,11 +21,13 @@ from fastapi.responses import HTMLResponse
 from heldout._errors import HeldoutError
 from heldout.config import ServerSettings, Settings
 from heldout.reports._charts import label as checkpoint_label
-from heldout.store import Store
+from heldout.store import CohortAggregate, RunRecord, Store
 from heldout.tracing import CohortRules, classify_traces
 
 _log = logging.getLogger("heldout.web")
 
+CHARTS_KEPT = 32
+"""Rendered charts an app keeps."""
 COOKIE = "heldout_token"
 """The cookie that carries the token for a browser, after /login."""
 
@@ -65,6 +69,8 @@ class AppContext:
     """The cohort rules applied to ingested traces."""
     cache: dict[Any, Any] = field(default_factory=dict)
     """Analyses worth keeping between requests (checkpoint comparisons), by key."""
+    charts: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
+    """Rendered charts by the data they show, the most recent :data:`CHARTS_KEPT`."""
     settings: Settings | None = None
     """Judge endpoints and limits for cohort classifiers (None: heldout.toml and env)."""
     judge: str | None = None
@@ -73,6 +79,29 @@ class AppContext:
     """Why the last classification failed as a whole (a bad judge spec), if it did."""
     _classifying: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _again: bool = field(default=False, init=False, repr=False)
+
+    def aggregates(self, run: RunRecord) -> list[CohortAggregate]:
+        """The run's aggregates, computed in SQL; kept for a finished run until it is
+        reopened (its ``updated_at`` changes)."""
+        key = ("aggregate", run.id, run.updated_at)
+        if key in self.cache:
+            found: list[CohortAggregate] = self.cache[key]
+            return found
+        computed = self.store.aggregate(run.id)
+        if run.status != "running":
+            self.cache[key] = computed
+        return computed
+
+    def chart(self, key: Any, draw: Callable[[], Any]) -> Any:
+        """The chart ``draw`` makes for ``key`` (the data it shows), drawn once:
+        matplotlib takes a few hundred milliseconds a chart."""
+        if key in self.charts:
+            self.charts.move_to_end(key)
+            return self.charts[key]
+        drawn = self.charts[key] = draw()
+        while len(self.charts) > CHARTS_KEPT:
+            self.charts.popitem(last=False)
+        return drawn
 
     # -- cohort classifiers ---------------------------------------------------------------
 

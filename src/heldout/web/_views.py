@@ -34,12 +34,15 @@ from heldout.web._labels import (
     spotcheck_records,
 )
 from heldout.web._pages import FORM_LIMIT
-from heldout.web._queries import row_detail, run_lines
+from heldout.web._queries import VerdictSample, row_detail, run_lines, sampled_verdicts
 
 router = APIRouter()
 
 _AGREEMENT_RESAMPLES = 200
 """Bootstrap resamples for the dashboard's agreement intervals: quick, not final."""
+_AGREEMENT_ROWS = 10_000
+"""Rows the disagreement page compares at most: a systematic sample of larger runs
+(``judge_agreement`` in Python, or ``heldout`` analyses, take every row)."""
 
 
 def _run(ctx: AppContext, run_id: str) -> RunRecord:
@@ -86,13 +89,10 @@ def agreement(request: Request, run: Annotated[list[str] | None, Query()] = None
     ctx = context_of(request)
     ctx.guard_page(request)
     run = run or []
-    report, problem = None, None
+    report, problem, sample = None, None, None
     if len(run) >= 2:
-        from heldout.analysis import judge_agreement, verdicts_from_runs
-
         try:
-            verdicts = verdicts_from_runs(ctx.store, run)
-            report = judge_agreement(verdicts, n_resamples=_AGREEMENT_RESAMPLES)
+            report, sample = _agreement(ctx, run)
         except HeldoutError as exc:
             problem = str(exc)
     elif run:
@@ -101,11 +101,26 @@ def agreement(request: Request, run: Annotated[list[str] | None, Query()] = None
         request,
         "agreement.html.j2",
         chosen=run,
-        runs=run_lines(ctx.store, limit=100),
+        runs=run_lines(ctx.store, limit=100, memo=ctx.cache),
         report=report,
+        sample=sample,
         disagreements=report.disagreements[:200] if report else [],
         problem=problem,
     )
+
+
+def _agreement(ctx: AppContext, run_ids: list[str]) -> tuple[Any, VerdictSample]:
+    """The agreement of the runs' judges, kept until one of the runs changes."""
+    from heldout.analysis import judge_agreement
+
+    stamps = tuple(getattr(ctx.store.get_run(r), "updated_at", None) for r in run_ids)
+    key = ("agreement", tuple(run_ids), stamps)
+    if key not in ctx.cache:
+        sample = sampled_verdicts(ctx.store, run_ids, max_rows=_AGREEMENT_ROWS)
+        report = judge_agreement(sample.verdicts, n_resamples=_AGREEMENT_RESAMPLES)
+        ctx.cache[key] = (report, sample.model_copy(update={"verdicts": {}}))
+    cached: tuple[Any, VerdictSample] = ctx.cache[key]
+    return cached
 
 
 @router.get("/runs/{run_id}/spotcheck", response_class=HTMLResponse)
@@ -120,7 +135,7 @@ def spotcheck(
     ctx = context_of(request)
     ctx.guard_page(request)
     run = _run(ctx, run_id)
-    axes = sorted({a.evaluator for a in ctx.store.aggregate(run_id) if a.n_ok})
+    axes = sorted({a.evaluator for a in ctx.aggregates(run) if a.n_ok})
     axis = axis if axis in axes else (axes[0] if axes else None)
     item = None
     if axis is not None:
