@@ -237,6 +237,27 @@ def test_jsonl_labels_score_with_aliases_and_categories(tmp_path: Path) -> None:
     assert (grader.n, grader.n_correct) == (2, 1)
 
 
+def test_preferences_are_scored_against_the_judges_win_probability(tmp_path: Path) -> None:
+    """A win-rate score is P(the output, A, is better): above 0.5 the judge prefers A,
+    below it B, at 0.5 neither."""
+    win_rate = [
+        JudgeVerdict(id=item, axis="win_rate", score=p, label="pass" if p >= 0.5 else "fail")
+        for item, p in (("x", 0.9), ("y", 0.2), ("z", 0.5), ("w", 0.55))
+    ]
+    path = labelled_file(
+        tmp_path,
+        [
+            {"sample_id": "x", "axis": "win_rate", "human_label": "A"},
+            {"sample_id": "y", "axis": "win_rate", "human_label": "b"},
+            {"sample_id": "z", "axis": "win_rate", "human_label": "TIE"},
+            {"sample_id": "w", "axis": "win_rate", "human_label": "tie"},  # the judge says A
+        ],
+    )
+    accuracy = spotcheck_score(path, {"judge": win_rate}).accuracy("judge")
+    assert accuracy is not None
+    assert (accuracy.n, accuracy.n_correct) == (4, 3)
+
+
 @pytest.mark.parametrize(
     ("row", "field", "message"),
     [

@@ -14,7 +14,9 @@ import httpx2 as httpx
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
 from tests.cli.test_cli import heldout
+from tests.support.openai_server import OpenAIServer
 from tests.support.otel import agent_trace, provider, recorded
+from tests.tracing.test_classify import QUESTION, refund_judge
 from tests.tracing.test_otlp import otlp_json
 
 RULES = "cohorts:\n  - name: refunds\n    match:\n      - {field: input, contains: refund}\n"
@@ -36,6 +38,28 @@ def test_ingest_an_exported_file_into_a_cohort(tmp_path: Path) -> None:
     failed = heldout("ingest", str(broken), cwd=tmp_path)
     assert failed.returncode == 2
     assert "broken.jsonl:2: not valid JSON" in failed.stderr
+
+
+def test_ingest_with_a_classifier_judges_the_traces(tmp_path: Path) -> None:
+    with OpenAIServer(top_logprobs=None, responder=refund_judge) as server:
+        rules = tmp_path / "cohorts.yaml"
+        rules.write_text(
+            "cohorts:\n  - name: refunds\n    classify:\n"
+            f"      question: {QUESTION}\n      judge: openai:judge@{server.base_url}\n",
+            encoding="utf-8",
+        )
+        questions = ("Refund my order", "What are your hours?", "I need a refund, please")
+        exported = tmp_path / "traces.jsonl"
+        exported.write_text(
+            "".join(json.dumps(otlp_json(recorded(q, "ok"))) + "\n" for q in questions),
+            encoding="utf-8",
+        )
+        env = {"OPENAI_API_KEY": "sk-test"}
+        done = heldout("ingest", str(exported), "--cohorts", str(rules), cwd=tmp_path, env=env)
+        assert done.returncode == 0, done.stderr
+        assert "classifier of refunds: 3 judged, 2 let in, 0 errors, 0 skipped" in done.stdout
+        assert "cohort refunds: 2 of them" in done.stdout
+        assert server.requests == 3
 
 
 def free_port() -> int:

@@ -22,6 +22,8 @@ TABLES = {
     "traces",
     "cohort_members",
     "spot_check_labels",
+    "cohort_member_bands",
+    "cohort_classes",
     "alembic_version",
 }
 
@@ -31,7 +33,7 @@ def test_a_new_database_is_migrated_to_head(backend: Backend) -> None:
     store.close()
     engine = backend.engine()
     with engine.connect() as conn:
-        assert current_revision(conn) == head_revision() == "0002"
+        assert current_revision(conn) == head_revision() == "0003"
         assert set(sa.inspect(conn).get_table_names()) >= TABLES
         indexes = {ix["name"] for ix in sa.inspect(conn).get_indexes("scores")}
     engine.dispose()
@@ -54,7 +56,7 @@ def test_reopening_an_existing_store_keeps_its_data(backend: Backend) -> None:
         run = store.get_run("r1")
     assert run is not None
     assert run.name == "first"
-    assert backend.query("SELECT version_num FROM alembic_version") == [("0002",)]
+    assert backend.query("SELECT version_num FROM alembic_version") == [("0003",)]
 
 
 def test_a_schema_from_a_newer_heldout_is_refused(backend: Backend) -> None:

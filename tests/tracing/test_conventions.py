@@ -71,10 +71,18 @@ def test_openinference_retriever_and_tool_spans() -> None:
     assert retriever.role == "retriever"
     assert retriever.documents == ["first", "second"]
     tool = span_facts(
-        span({"openinference.span.kind": "TOOL", "tool.name": "search", "tool.parameters": "{}"})
+        span(
+            {
+                "openinference.span.kind": "TOOL",
+                "tool.name": "search",
+                "tool.parameters": '{"type": "object"}',  # the tool's schema, not the call
+                "input.value": '{"q": "kettle"}',
+                "output.value": "3 results",
+            }
+        )
     )
     assert tool.role == "tool"
-    assert [(c.name, c.arguments) for c in tool.tool_calls] == [("search", "{}")]
+    assert [(c.name, c.arguments) for c in tool.tool_calls] == [("search", '{"q": "kettle"}')]
 
 
 def test_genai_messages_as_attributes() -> None:

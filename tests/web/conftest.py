@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from heldout import Store
-from heldout.config import ServerSettings
+from heldout.config import ServerSettings, Settings
 from heldout.tracing import CohortRules
 from heldout.web import create_app
+from tests.store.conftest import backend, pg_base_url, store
 from tests.support.live_server import LiveServer
+
+__all__ = ["backend", "pg_base_url", "serve", "served", "store"]
 
 TOKEN = "test-token-0123456789abcdef"
 RULES = CohortRules.model_validate(
@@ -38,11 +41,19 @@ class Served:
         return {"Authorization": f"Bearer {self.token}", **extra}
 
 
-def serve(tmp_path: Path, *, token: str | None = TOKEN, **server: object) -> Iterator[Served]:
+def serve(
+    tmp_path: Path,
+    *,
+    token: str | None = TOKEN,
+    rules: CohortRules = RULES,
+    settings: Settings | None = None,
+    **server: object,
+) -> Iterator[Served]:
     store = Store.open(f"sqlite:///{tmp_path / 'heldout.db'}")
-    settings = ServerSettings.model_validate({"token": token, **server})
+    config = ServerSettings.model_validate({"token": token, **server})
     try:
-        with LiveServer(create_app(store, settings, rules=RULES)) as live:
+        app = create_app(store, config, rules=rules, settings=settings)
+        with LiveServer(app) as live:
             yield Served(live.base_url, store, token)
     finally:
         store.close()

@@ -1,10 +1,16 @@
-"""Runs for the dashboard tests: an eval run with an XSS payload, a regression sweep."""
+"""Runs for the dashboard tests: an eval run with an XSS payload, a regression sweep, and
+a pairwise win-rate run."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from heldout import Sample, Score, Store
+from heldout import Sample, Score, Store, run_evaluation
+from heldout._sync import run_sync
+from heldout.evaluators import WinRate
+from tests.conftest import settings_for
+from tests.support.openai_server import OpenAIServer
 
 PAYLOAD = '<script>document.title="pwned"</script><img src=x onerror="document.title=1">'
 EVAL_RUN = "eval-demo"
@@ -88,3 +94,36 @@ def seed_regress(store: Store, n: int = 30) -> None:
             checkpoint=checkpoint,
         )
     store.finish_run(REGRESS_RUN, "done")
+
+
+PAIRWISE_RUN = "pairwise-demo"
+PAIRS = {
+    "p0": ("A good answer.", "A bad answer."),  # the judge prefers the output: A
+    "p1": ("A bad answer.", "A good answer."),  # the reference: B
+    "p2": ("A good answer.", "Another good answer."),  # first position both times: a tie
+}
+
+
+def prefer_good(body: dict[str, Any]) -> str:
+    """A judge that prefers a good response, and the first one shown when both are."""
+    shown = re.search(r"<response_A>\n(.*?)\n</response_A>", body["messages"][-1]["content"], re.S)
+    assert shown is not None
+    return "A" if "good" in shown.group(1) else "B"
+
+
+def seed_pairwise(store: Store, server: OpenAIServer) -> None:
+    """A win-rate run judged by the real WinRate evaluator through the test server."""
+    server.responder = prefer_good
+    server.top_logprobs = None
+    samples = [
+        Sample(id=sid, input=f"Question {sid}?", output=output, reference=reference)
+        for sid, (output, reference) in PAIRS.items()
+    ]
+    evaluator = WinRate(judge=f"openai:judge@{server.base_url}")
+    # run_sync, not asyncio.run: Playwright's sync API keeps a loop running here.
+    summary = run_sync(
+        run_evaluation(
+            samples, [evaluator], store=store, settings=settings_for(server), run_id=PAIRWISE_RUN
+        )
+    )
+    assert (summary.computed, summary.errors) == (3, 0)

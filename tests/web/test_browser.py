@@ -16,9 +16,11 @@ import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from heldout.web import labels_of
+from tests.support.openai_server import OpenAIServer
 from tests.support.otel import agent_trace, provider
 from tests.web.conftest import Served
-from tests.web.seed import EVAL_RUN, PAYLOAD, seed_eval, seed_regress
+from tests.web.seed import EVAL_RUN, PAIRWISE_RUN, PAYLOAD, seed_eval, seed_pairwise, seed_regress
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,3 +106,27 @@ def test_cohort_row_and_spot_check_label_in_a_browser(
     page.goto(f"{served.url}/runs/{EVAL_RUN}/rows/row-000")
     expect(page.get_by_text("the output is a script, not an answer")).to_be_visible()
     assert page.title() == "row-000 · heldout"
+
+
+def test_a_preference_label_on_a_pairwise_axis_in_a_browser(
+    served: Served, openai_server: OpenAIServer, page: Page, artifacts: Path
+) -> None:
+    seed_pairwise(served.store, openai_server)
+    page.goto(f"{served.url}/login?next=/runs/{PAIRWISE_RUN}/spotcheck")
+    page.get_by_label("Token").fill(served.token or "")
+    page.get_by_role("button", name="Sign in").click()
+    expect(
+        page.get_by_role("heading", name="Which response is better on win_rate?")
+    ).to_be_visible()
+    # p0 first: the output is the good answer, shown as response 1 or 2 by a seeded draw.
+    first = page.locator("#response-1").inner_text()
+    better = "Response 1 is better" if "good" in first else "Response 2 is better"
+    page.screenshot(path=artifacts / "06-preference.png", full_page=True)
+    page.get_by_label(better).check()
+    page.get_by_role("button", name="Record label").click()
+    row = page.locator("#accuracy tbody tr").first
+    expect(row).to_contain_text("A/B/tie")
+    expect(row).to_contain_text("100%")  # the judge preferred the good answer too
+    page.screenshot(path=artifacts / "07-preference-labelled.png", full_page=True)
+    (label,) = labels_of(served.store, PAIRWISE_RUN)
+    assert (label.sample_key, label.label) == ("p0", "A")

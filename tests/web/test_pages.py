@@ -7,10 +7,23 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from heldout.web import labels_of
+from heldout import Store
+from heldout.analysis import spotcheck_score, verdicts_from_runs
+from heldout.web import fail_rate_trend, labels_of, run_lines
+from heldout.web._queries import sampled_verdicts
+from tests.support.openai_server import OpenAIServer
 from tests.support.otel import recorded
 from tests.web.conftest import Served, serve
-from tests.web.seed import EVAL_RUN, PAYLOAD, REGRESS_RUN, seed_eval, seed_regress
+from tests.web.seed import (
+    EVAL_RUN,
+    PAIRWISE_RUN,
+    PAYLOAD,
+    REGRESS_RUN,
+    score,
+    seed_eval,
+    seed_pairwise,
+    seed_regress,
+)
 
 
 def test_model_text_is_escaped_and_no_script_may_run(served: Served) -> None:
@@ -85,8 +98,6 @@ def test_judge_disagreement_between_two_runs(served: Served) -> None:
     samples = seed_eval(served.store)
     served.store.begin_run("eval-other", name="other judge", kind="eval", config={})
     served.store.put_samples("eval-other", samples)
-    from tests.web.seed import score
-
     served.store.write_scores(
         "eval-other", [score(s, i % 2 == 0, judge="openai:j3") for i, s in enumerate(samples)]
     )
@@ -111,7 +122,11 @@ def test_labels_need_the_token_and_flow_into_the_metrics(served: Served) -> None
     assert bad.status_code == 400
     page = httpx.get(url)
     # row-000 failed on criteria; the person says pass: the judge disagrees.
-    assert re.search(r"<td>criteria</td><td>openai:j1</td><td class=\"num\">1</td>", page.text)
+    assert re.search(
+        r"<td>criteria</td><td>openai:j1</td><td>pass/fail</td><td class=\"num\">1</td>"
+        r"<td class=\"num\">0</td>",
+        page.text,
+    )
     export = httpx.get(f"{url}.jsonl")
     assert '"human_label": "pass"' in export.text
 
@@ -130,3 +145,86 @@ def test_a_dashboard_token_sends_browsers_to_sign_in(tmp_path: Path) -> None:
         cookie = signed.headers["set-cookie"].lower()
         assert "httponly" in cookie
         assert "samesite=strict" in cookie
+
+
+def test_preference_labels_on_a_pairwise_axis_score_the_judge(
+    served: Served, openai_server: OpenAIServer, tmp_path: Path
+) -> None:
+    seed_pairwise(served.store, openai_server)
+    url = f"{served.url}/runs/{PAIRWISE_RUN}/spotcheck"
+    page = httpx.get(url, params={"axis": "win_rate"}, headers=served.headers())
+    assert "Which response is better on <em>win_rate</em>?" in page.text
+    choices = re.findall(r'name="label" value="([^"]+)"', page.text)
+    assert choices in (["A", "B", "tie", "skip"], ["B", "A", "tie", "skip"])
+    assert page.text.count('<pre class="text" id="response-') == 2
+
+    def label(key: str, value: str) -> httpx.Response:
+        form = {"sample_key": key, "axis": "win_rate", "label": value, "labeler": "ana"}
+        return httpx.post(url, data=form, headers=served.headers())
+
+    assert label("p0", "pass").status_code == 400  # a pairwise axis takes A, B or tie
+    assert label("p0", "A").status_code == 303  # the judge prefers A too
+    assert label("p1", "A").status_code == 303  # the judge prefers B
+    assert label("p2", "tie").status_code == 303  # the judge cancels out: a tie
+    table = httpx.get(url, params={"axis": "win_rate"}).text
+    assert re.search(
+        r"<td>win_rate</td><td>openai:judge@[^<]+</td><td>A/B/tie</td>"
+        r"<td class=\"num\">3</td><td class=\"num\">2</td><td class=\"num\">67%",
+        table,
+    )
+    # The export is a spot-check file: `heldout spotcheck score` reads the preferences.
+    export = tmp_path / "labels.jsonl"
+    export.write_text(httpx.get(f"{url}.jsonl").text, encoding="utf-8")
+    report = spotcheck_score(export, verdicts_from_runs(served.store, [PAIRWISE_RUN]))
+    (overall,) = [row for row in report.rows if row.cohort == "*"]
+    assert (overall.n, overall.n_correct) == (3, 2)
+
+
+def test_a_pass_fail_axis_refuses_a_preference(served: Served) -> None:
+    seed_eval(served.store)
+    form = {"sample_key": "row-000", "axis": "criteria", "label": "A"}
+    response = httpx.post(
+        f"{served.url}/runs/{EVAL_RUN}/spotcheck", data=form, headers=served.headers()
+    )
+    assert response.status_code == 400
+    assert "takes pass, fail, skip" in response.text
+
+
+def test_the_disagreement_page_samples_large_runs(store: Store) -> None:
+    """On SQLite and PostgreSQL: every k-th row key, each judge's P(Yes) kept."""
+    samples = seed_eval(store)  # 12 rows, two evaluators
+    store.begin_run("eval-other", name="other judge", kind="eval", config={})
+    store.put_samples("eval-other", samples)
+    other = [
+        score(s, i % 2 == 0, judge="openai:j3").model_copy(update={"metadata": {"p_yes": 0.25}})
+        for i, s in enumerate(samples)
+    ]
+    store.write_scores("eval-other", other)
+    whole = sampled_verdicts(store, [EVAL_RUN, "eval-other"], max_rows=100)
+    assert (whole.rows, whole.used, whole.step) == (12, 12, 1)
+    assert len(whole.verdicts["openai:j3"]) == 12
+    part = sampled_verdicts(store, [EVAL_RUN, "eval-other"], max_rows=5)
+    assert (part.rows, part.used, part.step) == (12, 4, 3)
+    ids = sorted({v.id for v in part.verdicts["openai:j3"]})
+    assert ids == ["row-000", "row-003", "row-006", "row-009"]
+    assert {v.probability for v in part.verdicts["openai:j3"]} == {0.25}
+    # The first run's two evaluators come back as one judge name: its runs' id.
+    assert set(part.verdicts) == {EVAL_RUN, "openai:j3"}
+
+
+def test_finished_runs_counts_are_kept_until_the_run_is_reopened(sqlite_store: Store) -> None:
+    samples = seed_eval(sqlite_store)  # finished: 24 scores
+    memo: dict[object, object] = {}
+    (line,) = run_lines(sqlite_store, limit=5, memo=memo)
+    assert line.n_scores == 24
+    assert len(memo) == 1
+    points = fail_rate_trend(sqlite_store, memo=memo)
+    assert len(memo) == 2
+    assert fail_rate_trend(sqlite_store, memo=memo) == points
+    # Reopened (a resumed run), it is counted afresh, and again once finished.
+    sqlite_store.begin_run(EVAL_RUN, name="demo eval", kind="eval", config={})
+    sqlite_store.write_scores(EVAL_RUN, [score(s, False, evaluator="extra") for s in samples])
+    assert run_lines(sqlite_store, limit=5, memo=memo)[0].n_scores == 36
+    sqlite_store.finish_run(EVAL_RUN, "done")
+    assert run_lines(sqlite_store, limit=5, memo=memo)[0].n_scores == 36
+    assert fail_rate_trend(sqlite_store, memo=memo) != points

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from pathlib import Path
 
 import httpx2 as httpx
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-from heldout.tracing import cohort_dataset, cohort_sizes
+from heldout.tracing import CohortRules, classifier_status, cohort_dataset, cohort_sizes
+from tests.conftest import settings_for
+from tests.support.openai_server import OpenAIServer
 from tests.support.otel import agent_trace, provider, recorded
+from tests.tracing.test_classify import QUESTION, refund_judge
 from tests.tracing.test_otlp import otlp_json
 from tests.web.conftest import Served, serve
 
@@ -136,3 +140,69 @@ def test_wrong_content_type_and_oversized_bodies(tmp_path: Path) -> None:
         )
         assert inflated.status_code == 413
         assert cohort_sizes(served.store) == []
+
+
+def test_a_classifier_cohort_fills_in_the_background_and_shows_its_errors(
+    tmp_path: Path, openai_server: OpenAIServer
+) -> None:
+    openai_server.top_logprobs = None
+    openai_server.responder = refund_judge
+    rules = CohortRules.model_validate(
+        {
+            "cohorts": [
+                {
+                    "name": "refund-requests",
+                    "classify": {
+                        "question": QUESTION,
+                        "judge": f"openai:judge@{openai_server.base_url}",
+                    },
+                }
+            ]
+        }
+    )
+    for served in serve(tmp_path, rules=rules, settings=settings_for(openai_server)):
+        exporter = OTLPSpanExporter(endpoint=f"{served.url}/v1/traces", headers=served.headers())
+        tracer_provider = provider(exporter)
+        agent_trace(tracer_provider, "Please refund my broken kettle", "Refund issued.")
+        agent_trace(tracer_provider, "Do you ship to Norway?", "Yes.")
+        wait_for(served, awaiting=0, joined=1)
+        assert count_in(served, "refund-requests") == 1
+
+        tracer_provider.shutdown()
+        # Every attempt on the next trace fails (sent whole, in one request, so no
+        # later span of it triggers a retry): recorded and shown, not dropped.
+        openai_server.fail_next(*["500"] * 3)
+        body = recorded("I want a <b>refund</b> for the shoes", "ok").SerializeToString()
+        proto = served.headers(**{"Content-Type": "application/x-protobuf"})
+        assert httpx.post(f"{served.url}/v1/traces", content=body, headers=proto).is_success
+        wait_for(served, errors=1)
+        assert count_in(served, "refund-requests") == 1
+        overview = httpx.get(f"{served.url}/")
+        assert '<span class="tag error">1</span>' in overview.text
+        page = httpx.get(f"{served.url}/cohorts/refund-requests")
+        assert "1 judge error" in page.text
+        assert "unavailable" in page.text
+        assert "<b>refund</b>" not in page.text  # escaped everywhere
+
+        # The next ingest classifies again: the failed trace gets its verdict.
+        retry = OTLPSpanExporter(endpoint=f"{served.url}/v1/traces", headers=served.headers())
+        again = provider(retry)
+        agent_trace(again, "Where is my parcel?", "On its way.")
+        again.shutdown()
+        wait_for(served, awaiting=0, errors=0, joined=2)
+        assert count_in(served, "refund-requests") == 2
+
+
+def count_in(served: Served, cohort: str) -> int:
+    return sum(s.members for s in cohort_sizes(served.store) if s.cohort == cohort)
+
+
+def wait_for(served: Served, timeout: float = 20.0, **expected: int) -> None:
+    """Wait until the (only) classifier's counts are ``expected``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = classifier_status(served.store)
+        if found and all(getattr(found[0], k) == v for k, v in expected.items()):
+            return
+        assert time.monotonic() < deadline, f"the classification did not settle: {found}"
+        time.sleep(0.05)

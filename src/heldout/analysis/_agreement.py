@@ -157,7 +157,7 @@ def rate_statistic(ratings: Sequence[Sequence[Hashable]]) -> Statistic:
 
     def rate(weights: FloatArray) -> float | None:
         total = float(weights.sum())
-        return None if total == 0 else float(weights @ split) / total
+        return None if total == 0 else _dot(weights, split) / total
 
     return rate
 
@@ -352,12 +352,12 @@ def _interval_alpha(units: list[list[Any]]) -> Statistic:
         within[u] = 2 * m * float(((data - data.mean()) ** 2).sum()) / (m - 1)
 
     def alpha(weights: FloatArray) -> float | None:
-        n = float(weights @ count)
+        n = _dot(weights, count)
         if n <= 1:
             return None
-        observed = float(weights @ within)
-        spread = n * float(weights @ squares)
-        expected = 2 * (spread - float(weights @ total) ** 2)
+        observed = _dot(weights, within)
+        spread = n * _dot(weights, squares)
+        expected = 2 * (spread - _dot(weights, total) ** 2)
         if expected <= 1e-12 * spread:  # every value drawn is the same: nothing to agree on
             return None
         return 1.0 - (n - 1) * observed / expected
@@ -366,6 +366,13 @@ def _interval_alpha(units: list[list[Any]]) -> Statistic:
 
 
 # -- helpers -------------------------------------------------------------------------
+
+
+def _dot(weights: FloatArray, values: FloatArray) -> float:
+    # einsum's own loop, not BLAS: a bootstrap calls this thousands of times, and each
+    # BLAS call may wake its thread pool, which on a busy machine costs milliseconds
+    # (a 100,000-item interval took 1.7 s with `@`, 0.13 s with this).
+    return float(np.einsum("i,i->", weights, values))
 
 
 def _ones(n: int) -> FloatArray:

@@ -16,6 +16,10 @@ so strata do not show as blocks either.
 reports each judge's accuracy against people with Wilson intervals, overall and per
 cohort. An empty ``human_label`` is an item not labelled yet, ``skip`` one the
 labeler chose not to label; both are counted, neither is scored.
+
+On a pairwise axis (a win rate: the output against the reference) a person writes a
+preference, ``A`` (the output is better), ``B`` (the reference is) or ``tie``, and it
+is compared with the judge's debiased preference: A above 0.5, B below, tie at 0.5.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ HUMAN_LABEL = "human_label"
 """The column people fill in."""
 SKIP = "skip"
 """The label that says "I will not label this one"."""
+PREFERENCES = ("A", "B", "tie")
+"""A person's preference on a pairwise axis: the output (A), the reference (B), or neither."""
+_EXACT = 1e-9  # float rounding around 0.5, as in PairwiseJudge
 VERDICT_PREFIX = "verdict:"
 _ALIASES = dict.fromkeys(("yes", "y", "true", "1"), "pass") | dict.fromkeys(
     ("no", "n", "false", "0"), "fail"
@@ -329,6 +336,17 @@ def spotcheck_score(
     )
 
 
+def preference_of(verdict: JudgeVerdict) -> str:
+    """The judge's preference on a pairwise item: its label when that is A, B or tie,
+    else from its score, the probability that the output (A) is better."""
+    if verdict.label in PREFERENCES:
+        return verdict.label
+    score = verdict.score if verdict.score is not None else 0.5
+    if abs(score - 0.5) <= _EXACT:
+        return "tie"
+    return "A" if score > 0.5 else "B"
+
+
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """The Wilson score interval of a proportion ``successes / n`` (``n`` >= 1)."""
     z = NormalDist().inv_cdf(1 - (1 - confidence) / 2)
@@ -433,12 +451,16 @@ def _read_row(row: Row, path: str, line: int, allowed: set[str]) -> tuple[_Key, 
     lowered = raw.lower()
     if lowered == SKIP:
         return key, cohort, SKIP
+    preference = {p.lower(): p for p in PREFERENCES}.get(lowered)
+    if preference is not None:
+        return key, cohort, preference
     canonical = {label.lower(): label for label in allowed}
     label = canonical.get(_ALIASES.get(lowered, lowered))
     if label is None:
         raise DataError(
             f"label {raw!r} is not one the judges use; write one of "
-            f"{', '.join(sorted(allowed))} (or yes/no), or {SKIP!r}",
+            f"{', '.join(sorted(allowed))} (or yes/no), A/B/tie on a pairwise axis, "
+            f"or {SKIP!r}",
             path=path,
             line=line,
             field=HUMAN_LABEL,
@@ -462,7 +484,7 @@ def _accuracy(
             errors += 1
             continue
         n += 1
-        correct += label_of(v) == human
+        correct += (preference_of(v) if human in PREFERENCES else label_of(v)) == human
     low, high = wilson_interval(correct, n, confidence) if n else (None, None)
     return JudgeAccuracy(
         judge=judge,

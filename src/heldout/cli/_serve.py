@@ -62,7 +62,10 @@ def serve_command(
         ),
     ] = None,
     judge: Annotated[
-        str | None, typer.Option(help="Judge for scheduled evaluations (default: eval judge).")
+        str | None,
+        typer.Option(
+            help="Judge for scheduled evaluations and cohort classifiers (default: eval judge)."
+        ),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -97,7 +100,9 @@ def serve_command(
         lifespan = None
         if interval is not None and rules is not None:
             lifespan = _scheduler(store, rules, settings, interval, judge)
-        app = create_app(store, server, rules=rules, lifespan=lifespan)
+        app = create_app(
+            store, server, rules=rules, lifespan=lifespan, settings=settings, judge=judge
+        )
         _announce(server, made_token, rules, interval)
         uvicorn.run(app, host=server.host, port=server.port, log_level="warning")
     finally:
@@ -107,21 +112,39 @@ def serve_command(
 def ingest_command(
     file: Annotated[Path, typer.Argument(help="An exported OTLP file: .json, .jsonl or .pb.")],
     cohorts: CohortsOpt = None,
+    judge: Annotated[
+        str | None, typer.Option(help="Judge for cohort classifiers (default: eval judge).")
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Store the traces of an exported OTLP file and place them in cohorts."""
-    from heldout.tracing import ingest_file, load_cohort_rules
+    from heldout._sync import run_sync
+    from heldout.tracing import load_cohort_rules, members_among, read_otlp_file, store_spans
 
     settings = load_settings(config)
     rules_path = str(cohorts) if cohorts else settings.server.cohorts
     rules = load_cohort_rules(rules_path) if rules_path else None
+    spans = read_otlp_file(file)
     store = Store.open(settings.db_url)
     try:
-        result = ingest_file(store, file, rules)
+        result = store_spans(store, spans, rules)
+        console.print(
+            f"stored {result.spans} spans of {result.traces} traces from {escape(str(file))}"
+        )
+        joined = result.joined
+        if rules is not None and any(rule.classify for rule in rules.cohorts):
+            from heldout.tracing import classify_traces
+
+            for done in run_sync(classify_traces(store, rules, settings=settings, judge=judge)):
+                again = " (judged again at the next ingest or refresh)" if done.errors else ""
+                console.print(
+                    f"  classifier of {escape(done.cohort)}: {done.judged} judged, "
+                    f"{done.joined} let in, {done.errors} errors{again}, {done.skipped} skipped"
+                )
+            joined = members_among(store, [span.trace_id for span in spans])
     finally:
         store.close()
-    console.print(f"stored {result.spans} spans of {result.traces} traces from {escape(str(file))}")
-    for cohort, n in sorted(result.joined.items()):
+    for cohort, n in sorted(joined.items()):
         console.print(f"  cohort {escape(cohort)}: {n} of them")
 
 
@@ -165,12 +188,20 @@ def _scheduler(
     store: Store, rules: CohortRules, settings: Settings, every: timedelta, judge: str | None
 ) -> Callable[[Any], AsyncIterator[None]]:
     """The app's lifespan: evaluate the cohorts now and then every ``every``."""
-    from heldout.tracing import evaluate_cohorts, refresh_cohorts
+    from heldout.tracing import classify_traces, evaluate_cohorts, refresh_cohorts
 
     async def loop() -> None:
         while True:
             try:
                 await asyncio.to_thread(refresh_cohorts, store, rules)
+                for classified in await classify_traces(
+                    store, rules, settings=settings, judge=judge
+                ):
+                    if classified.errors:
+                        err.print(
+                            f"[yellow]classifier of {escape(classified.cohort)}:[/yellow] "
+                            f"{classified.errors} judge errors, judged again next time"
+                        )
                 done = await evaluate_cohorts(store, rules, settings=settings, judge=judge)
                 for summary in done:
                     console.print(

@@ -162,6 +162,51 @@ cohort_members = sa.Table(
     sa.Index("ix_cohort_members_window", "cohort", "trace_time"),
 )
 
+cohort_member_bands = sa.Table(
+    "cohort_member_bands",
+    metadata,
+    sa.Column("cohort", sa.String, primary_key=True),
+    sa.Column("trace_id", sa.String(32), primary_key=True),
+    sa.Column("band", sa.Integer, primary_key=True),
+    # A MinHash LSH band of the member's input (heldout.tracing._dedup): members that
+    # share one with a new trace are the only ones compared with it.
+    sa.Column("hash", sa.BigInteger, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["cohort", "trace_id"],
+        ["cohort_members.cohort", "cohort_members.trace_id"],
+        ondelete="CASCADE",
+    ),
+    sa.Index("ix_cohort_member_bands_lookup", "cohort", "hash"),
+)
+
+CLASS_STATUSES = ("pending", "ok", "error", "skipped")
+
+cohort_classes = sa.Table(
+    "cohort_classes",
+    metadata,
+    sa.Column("cohort", sa.String, primary_key=True),
+    sa.Column(
+        "trace_id",
+        sa.String(32),
+        sa.ForeignKey("traces.trace_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    # A hash of the classifier and the trace text it reads: a verdict holds while both
+    # stay the same.
+    sa.Column("basis", sa.String(32), nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("joins", sa.Boolean, nullable=True),
+    sa.Column("judge", sa.String, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("error_kind", sa.String, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint(_in("status", CLASS_STATUSES), name="status"),
+    sa.Index("ix_cohort_classes_status", "cohort", "status"),
+)
+
 spot_check_labels = sa.Table(
     "spot_check_labels",
     metadata,

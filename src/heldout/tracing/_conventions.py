@@ -47,25 +47,62 @@ _GENAI_ROLES: dict[str, SpanRole] = {
     "create_agent": "agent",
     "retrieval": "retriever",
 }
-_INPUT_EVENTS = {"gen_ai.user.message", "gen_ai.system.message", "gen_ai.content.prompt"}
+_INPUT_EVENTS = {
+    "gen_ai.user.message",
+    "gen_ai.system.message",
+    "gen_ai.tool.message",
+    "gen_ai.content.prompt",
+}
+_EVENT_ROLES = {"gen_ai.system.message": "system", "gen_ai.tool.message": "tool"}
 _OUTPUT_EVENTS = {"gen_ai.choice", "gen_ai.assistant.message", "gen_ai.content.completion"}
 
 Message = dict[str, Any]
 
 
-def span_facts(span: SpanRecord) -> SpanFacts:
-    """What the conventions say about ``span``."""
+def span_messages(span: SpanRecord) -> tuple[list[Message], list[Message]]:
+    """The chat messages a span sent to the model and got back, each a dict with
+    ``role``, ``content`` (text or None), ``tool_calls`` (ToolCalls) and
+    ``tool_call_id`` (for a tool result), in order."""
     a = span.attributes
     in_messages = _indexed_messages(a, "llm.input_messages", "message.") or _genai_input(span)
     out_messages = _indexed_messages(a, "llm.output_messages", "message.") or _genai_output(span)
+    return in_messages, out_messages
+
+
+def tool_run(span: SpanRecord) -> ToolCall | None:
+    """The call a tool span ran (name, arguments, call id), or None for another span.
+
+    OpenInference puts the arguments in ``input.value`` (``tool.parameters`` is the
+    tool's schema), GenAI in ``gen_ai.tool.call.arguments``.
+    """
+    a = span.attributes
+    tool = _text(a.get("tool.name")) or _text(a.get("gen_ai.tool.name"))
+    if _role(a) != "tool" or not tool:
+        return None
+    arguments = _text(a.get("gen_ai.tool.call.arguments")) or _text(a.get("input.value"))
+    call_id = _text(a.get("gen_ai.tool.call.id")) or _text(a.get("tool_call.id"))
+    return ToolCall(name=tool, arguments=arguments, id=call_id)
+
+
+def tool_result(span: SpanRecord) -> str | None:
+    """What a tool span returned: ``gen_ai.tool.call.result`` or ``output.value``."""
+    a = span.attributes
+    for key in ("gen_ai.tool.call.result", "output.value"):
+        if key in a:  # an empty result is a result: a command that printed nothing
+            value = a[key]
+            return value if isinstance(value, str) else _text(value)
+    return None
+
+
+def span_facts(span: SpanRecord) -> SpanFacts:
+    """What the conventions say about ``span``."""
+    a = span.attributes
+    in_messages, out_messages = span_messages(span)
     role = _role(a)
     tool_calls = [call for m in out_messages for call in m.get("tool_calls", [])]
-    tool = _text(a.get("tool.name")) or _text(a.get("gen_ai.tool.name"))
-    if role == "tool" and tool:
-        arguments = _text(a.get("tool.parameters")) or _text(a.get("gen_ai.tool.call.arguments"))
-        tool_calls.append(
-            ToolCall(name=tool, arguments=arguments, id=_text(a.get("gen_ai.tool.call.id")))
-        )
+    ran = tool_run(span)
+    if ran is not None:
+        tool_calls.append(ran)
     documents = _documents(a)
     output = _text(a.get("output.value")) or _last_text(out_messages, "assistant")
     if role == "retriever" and not documents and output:
@@ -142,8 +179,9 @@ def _indexed_messages(a: Mapping[str, Any], prefix: str, inner: str) -> list[Mes
         messages.append(
             {
                 "role": _text(local.get("role")) or "",
-                "content": _text(local.get("content")),
+                "content": _kept(local.get("content")),
                 "tool_calls": [_indexed_call(calls[j]) for j in sorted(calls)],
+                "tool_call_id": _text(local.get("tool_call_id")),
             }
         )
     return messages
@@ -180,7 +218,7 @@ def _json_messages(value: Any) -> list[Message]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            return [{"role": "", "content": value, "tool_calls": []}]
+            return [{"role": "", "content": value, "tool_calls": [], "tool_call_id": None}]
     if not isinstance(value, list):
         return []
     return [_message(item, "") for item in value if isinstance(item, dict)]
@@ -204,8 +242,9 @@ def _event_messages(events: Iterable[SpanEvent], names: set[str], role: str) -> 
             body = body["message"]
         content = body.get("content") or a.get("content")
         content = content or a.get("gen_ai.prompt") or a.get("gen_ai.completion")
-        default = "system" if event.name == "gen_ai.system.message" else role
-        messages.append(_message({**body, "content": content}, default))
+        default = _EVENT_ROLES.get(event.name, role)
+        answers = body.get("tool_call_id") or (body.get("id") if default == "tool" else None)
+        messages.append(_message({**body, "content": content, "tool_call_id": answers}, default))
     return messages
 
 
@@ -213,11 +252,16 @@ def _message(item: Mapping[str, Any], default_role: str) -> Message:
     parts = item.get("parts")
     texts: list[str] = []
     calls: list[ToolCall] = []
+    answers = _text(item.get("tool_call_id"))
     if isinstance(parts, list):
         for part in parts:
             if not isinstance(part, dict):
                 continue
-            if part.get("type") == "tool_call":
+            if part.get("type") == "tool_call_response":  # GenAI: a tool's result
+                answers = answers or _text(part.get("id"))
+                response = part.get("response", part.get("result"))
+                texts.append(response if isinstance(response, str) else _dump(response))
+            elif part.get("type") == "tool_call":
                 args = part.get("arguments")
                 calls.append(
                     ToolCall(
@@ -247,6 +291,7 @@ def _message(item: Mapping[str, Any], default_role: str) -> Message:
         "role": _text(item.get("role")) or default_role,
         "content": "\n".join(texts) if texts else None,
         "tool_calls": calls,
+        "tool_call_id": answers,
     }
 
 
@@ -283,6 +328,11 @@ def _text(value: Any) -> str | None:
     if isinstance(value, int | float):
         return str(value)
     return _dump(value)
+
+
+def _kept(value: Any) -> str | None:
+    """Message text as sent: an empty string stays empty (an empty tool result)."""
+    return value if isinstance(value, str) else _text(value)
 
 
 def _dump(value: Any) -> str:

@@ -12,17 +12,31 @@ Example::
           - attribute: llm.model_name      # on any span of the trace
             in: [gpt-4o, gpt-4o-mini]
         sample_rate: 0.25        # a seeded hash of the trace id, stable across runs
+        dedup: {similarity: 0.8} # near-identical inputs join once (true: 0.9)
+        classify:                # a judge decides, after every cheap test passed
+          question: Is the user asking for a refund?
+          judge: openai:gpt-4o-mini
+          threshold: 0.5         # P(Yes) at or above which the trace joins
         cap: 500                 # keep the newest 500
+      - name: agent-runs
+        match:
+          - {attribute: openinference.span.kind, equals: AGENT}
+        as: trajectory           # evaluate each trace as an agent trajectory
       - name: everything
         sample_rate: 0.01
     evaluators:                  # what `heldout serve --evaluate-every` runs
       - type: criteria
         criteria: The answer is correct and polite.
 
-A trace joins a cohort when it has an input, every condition holds and its hash falls
-under the sample rate; a trace whose normalised input is already in the cohort is left
-out (``dedup: false`` keeps it); members older than the window leave, and past the cap
-the oldest leave first.
+A trace joins a cohort when it has an input, every condition holds, its hash falls
+under the sample rate, no member's input is near-identical to its own (unless
+``dedup: false``) and, for a cohort with ``classify``, the classifier's verdict says
+so. Members older than the window leave, and past the cap the oldest leave first.
+
+The classifier runs last, so it only sees traces that passed every cheap test, and
+asynchronously (:func:`~heldout.tracing.classify_traces`): until its verdict is in, a
+trace is *awaiting* the judge; a judge error is recorded, counted, shown, and
+retried at the next classification, never taken as a yes or a no.
 """
 
 from __future__ import annotations
@@ -52,6 +66,10 @@ from heldout.tracing._models import SpanRecord, TraceRecord
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 TraceField = Literal["input", "output", "context", "model", "service", "name", "session_id"]
+TextField = Literal["input", "output", "context"]
+SampleShape = Literal["trace", "trajectory"]
+DEFAULT_SIMILARITY = 0.9
+_INPUT_ONLY: list[TextField] = ["input"]
 
 
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
@@ -152,10 +170,63 @@ class Condition(BaseModel):
         return re.search(self.regex or "", text) is not None
 
 
+class Dedup(BaseModel):
+    """How near two inputs must be for the second to be left out of a cohort."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    similarity: float = Field(default=DEFAULT_SIMILARITY, gt=0.0, le=1.0)
+    """The word-set Jaccard similarity of the normalised inputs at or above which a
+    trace is a near-duplicate of a member (1.0: only inputs equal once normalised)."""
+
+
+def _dedup(value: Any) -> Any:
+    if value is True:
+        return Dedup()
+    if value is False:
+        return None
+    return value
+
+
+class Classify(BaseModel):
+    """A judge that classifies traces into a cohort: a Yes/No question, or an evaluator
+    of the registry. Give one of ``question`` / ``evaluator``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    question: str | None = Field(default=None, min_length=1)
+    """A Yes/No question about the trace ("Is the user asking for a refund?"), read
+    from the judge's first-token probabilities."""
+    reads: list[TextField] = Field(default_factory=lambda: _INPUT_ONLY.copy(), min_length=1)
+    """``question`` only: what of the trace the judge is shown (input, output, context)."""
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    """``question`` only: the P(Yes) at or above which the answer is yes (passes)."""
+    evaluator: EvaluatorConfig | None = None
+    """An evaluator of the registry (``{type: toxicity}``); its pass mark is its own
+    ``threshold``."""
+    join_on: Literal["pass", "fail"] = "pass"
+    """Whether a trace joins when the classifier passes it (the question's answer is
+    yes) or when it fails it (e.g. traces the toxicity evaluator fails)."""
+    judge: str | None = None
+    """The judge spec (default: the evaluation judge of ``heldout serve``)."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Classify:
+        if (self.question is None) == (self.evaluator is None):
+            raise ValueError("give exactly one of question or evaluator")
+        if self.evaluator is not None and "threshold" in self.model_fields_set:
+            raise ValueError(
+                "an evaluator's pass mark is its own threshold: set evaluator.threshold"
+            )
+        if self.evaluator is not None and "reads" in self.model_fields_set:
+            raise ValueError("reads is for a question; an evaluator reads what it needs")
+        return self
+
+
 class CohortRule(BaseModel):
     """Which traces make up one production cohort."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[\w.\- ]+$")
     """The cohort's name: letters, digits, ``_ . -`` and spaces."""
@@ -163,12 +234,19 @@ class CohortRule(BaseModel):
     """Conditions that must all hold (none: every trace with an input)."""
     sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     """The share of matching traces kept, by a seeded hash of the trace id."""
-    dedup: bool = True
-    """Leave out a trace whose normalised input is already in the cohort."""
+    dedup: Annotated[Dedup | None, BeforeValidator(_dedup)] = Dedup()
+    """Leave out a trace whose input is near-identical to a member's: ``true`` (at the
+    default similarity), ``false``, or ``{similarity: 0.8}``."""
+    classify: Classify | None = None
+    """A judge that decides membership after every other test passed."""
     cap: int | None = Field(default=1000, ge=1)
     """The most members kept (the newest); None: no cap."""
     window: Duration | None = None
     """How long a trace stays a member (default: the file's ``window``)."""
+    sample_as: SampleShape = Field(default="trace", alias="as")
+    """What each member is when the cohort is evaluated (written ``as:``): ``trace``
+    (its input, output and context) or ``trajectory`` (its agent, LLM and tool spans
+    as a :class:`~heldout.data.Trajectory`, for the trajectory evaluators)."""
 
     def matches(self, trace: TraceRecord, spans: Sequence[SpanRecord]) -> bool:
         """Whether ``trace`` passes every condition (sampling aside)."""

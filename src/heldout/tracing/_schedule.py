@@ -99,7 +99,7 @@ async def evaluate_cohorts(
     stamp = (at or now()).strftime("%Y%m%dT%H%M%SZ")
     summaries: list[RunSummary] = []
     for rule in rules.cohorts:
-        dataset = cohort_dataset(store, rule.name)
+        dataset = cohort_dataset(store, rule.name, sample_as=rule.sample_as)
         if len(dataset) == 0:
             continue
         summaries.append(

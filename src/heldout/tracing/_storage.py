@@ -7,14 +7,13 @@ a request is stored whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 
 from heldout.data import Dataset, Sample
@@ -24,7 +23,9 @@ from heldout.store._sql import as_utc, clean_text, now, upsert
 from heldout.tracing._conventions import span_facts
 from heldout.tracing._group import by_trace, trace_record
 from heldout.tracing._models import SpanEvent, SpanRecord, TokenUsage, ToolCall, TraceRecord
-from heldout.tracing._rules import CohortRules
+from heldout.tracing._placement import place, trim
+from heldout.tracing._rules import CohortRules, SampleShape
+from heldout.tracing._trajectory import trajectory_from_spans
 
 _BATCH = 500
 
@@ -86,7 +87,7 @@ def store_spans(
         )
         for start in range(0, len(span_rows), _BATCH):
             conn.execute(statement, span_rows[start : start + _BATCH])
-        joined = _rebuild(conn, store.dialect, trace_ids, rules, at)
+        joined = rebuild(conn, store.dialect, trace_ids, rules, at)
         return IngestResult(spans=len(spans), traces=len(trace_ids), joined=joined)
 
     if not spans:
@@ -104,20 +105,25 @@ def refresh_cohorts(
     """
     at = at or now()
     oldest = at - max((rules.window_of(r) for r in rules.cohorts), default=timedelta(0))
-    query = sa.select(traces.c.trace_id).where(traces.c.start_time >= oldest)
+    # Oldest first, so of two near-identical inputs the older stays, as on ingest.
+    query = (
+        sa.select(traces.c.trace_id)
+        .where(traces.c.start_time >= oldest)
+        .order_by(traces.c.start_time, traces.c.trace_id)
+    )
     ids = store.transaction(
         "list traces to refresh", lambda conn: [r[0] for r in conn.execute(query)]
     )
     for start in range(0, len(ids), _BATCH):
-        work = partial(_rebuild, dialect=store.dialect, trace_ids=ids[start : start + _BATCH])
+        work = partial(rebuild, dialect=store.dialect, trace_ids=ids[start : start + _BATCH])
         store.transaction("refresh cohorts", partial(work, rules=rules, at=at), write=True)
     names = [rule.name for rule in rules.cohorts]
-    store.transaction("trim cohorts", partial(_trim, rules=rules, at=at, names=names), write=True)
+    store.transaction("trim cohorts", partial(trim, rules=rules, at=at, names=names), write=True)
     sizes = {s.cohort: s.members for s in cohort_sizes(store)}
     return {rule.name: sizes.get(rule.name, 0) for rule in rules.cohorts}
 
 
-def _rebuild(
+def rebuild(
     conn: Connection,
     dialect: str,
     trace_ids: Sequence[str],
@@ -141,70 +147,7 @@ def _rebuild(
         conn.execute(statement, rows[start : start + _BATCH])
     if rules is None or not rules.cohorts:
         return {}
-    names = [rule.name for rule in rules.cohorts]
-    conn.execute(
-        cohort_members.delete().where(
-            cohort_members.c.trace_id.in_(list(records)), cohort_members.c.cohort.in_(names)
-        )
-    )
-    members: list[dict[str, Any]] = []
-    for tid, record in records.items():
-        for rule in rules.cohorts:
-            fresh = record.start_time >= at - rules.window_of(rule)
-            if fresh and rule.matches(record, groups[tid]) and rule.sampled(tid, rules.seed):
-                members.append(
-                    {
-                        "cohort": rule.name,
-                        "trace_id": tid,
-                        # NULL keys never collide: without dedup every trace gets in.
-                        "input_key": record.input_key if rule.dedup else None,
-                        "trace_time": record.start_time,
-                        "added_at": at,
-                    }
-                )
-    if members:
-        conn.execute(_insert_ignore(dialect), members)
-    _trim(conn, rules, at, names)
-    counts = (
-        sa.select(cohort_members.c.cohort, sa.func.count())
-        .where(cohort_members.c.trace_id.in_(list(records)))
-        .group_by(cohort_members.c.cohort)
-    )
-    return {str(row[0]): int(row[1]) for row in conn.execute(counts)}
-
-
-def _insert_ignore(dialect: str) -> Any:
-    # No conflict target: a repeated trace (primary key) and a near-identical input
-    # (the (cohort, input_key) unique constraint) are both ignored.
-    if dialect == "sqlite":
-        return sqlite.insert(cohort_members).on_conflict_do_nothing()
-    return postgresql.insert(cohort_members).on_conflict_do_nothing()
-
-
-def _trim(conn: Connection, rules: CohortRules, at: datetime, names: Iterable[str]) -> None:
-    """Drop members past their cohort's window, then the oldest past its cap."""
-    by_name = {rule.name: rule for rule in rules.cohorts}
-    for name in names:
-        rule = by_name[name]
-        m = cohort_members.c
-        conn.execute(
-            cohort_members.delete().where(
-                m.cohort == name, m.trace_time < at - rules.window_of(rule)
-            )
-        )
-        if rule.cap is None:
-            continue
-        keep = (
-            sa.select(m.trace_id)
-            .where(m.cohort == name)
-            .order_by(m.trace_time.desc(), m.trace_id.desc())
-            .limit(rule.cap)
-        )
-        conn.execute(
-            cohort_members.delete().where(
-                m.cohort == name, m.trace_id.not_in(keep.scalar_subquery())
-            )
-        )
+    return place(conn, dialect, records, groups, rules, at)
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -229,6 +172,26 @@ def cohort_sizes(store: Store) -> list[CohortSize]:
         )
         for row in rows
     ]
+
+
+def members_among(store: Store, trace_ids: Sequence[str]) -> dict[str, int]:
+    """Per cohort, how many of ``trace_ids`` are members now."""
+    ids = list(dict.fromkeys(trace_ids))
+    m = cohort_members.c
+
+    def work(conn: Connection) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), _BATCH):
+            query = (
+                sa.select(m.cohort, sa.func.count())
+                .where(m.trace_id.in_(ids[start : start + _BATCH]))
+                .group_by(m.cohort)
+            )
+            for row in conn.execute(query):
+                found[str(row[0])] = found.get(str(row[0]), 0) + int(row[1])
+        return found
+
+    return store.transaction("count cohort members", work)
 
 
 def cohort_traces(
@@ -280,12 +243,15 @@ def get_trace(store: Store, trace_id: str) -> tuple[TraceRecord, list[SpanRecord
     return store.transaction(f"read trace {trace_id!r}", work)
 
 
-def cohort_dataset(store: Store, cohort: str) -> Dataset:
+def cohort_dataset(store: Store, cohort: str, *, sample_as: SampleShape = "trace") -> Dataset:
     """A production cohort as a :class:`~heldout.data.Dataset`, like any other.
 
-    Each member trace becomes a sample: id the trace id, the trace's input, output and
-    context, and its session, model, service, tool calls and token usage in metadata.
-    Oldest first, so a growing cohort keeps its order.
+    With ``sample_as="trace"`` each member trace becomes a sample: id the trace id,
+    the trace's input, output and context, and its session, model, service, tool
+    calls and token usage in metadata. With ``"trajectory"`` each becomes the
+    :class:`~heldout.data.Trajectory` its agent, LLM and tool spans record (see
+    :func:`~heldout.tracing.trajectory_from_spans`), as a trajectory sample for the
+    trajectory evaluators. Oldest first, so a growing cohort keeps its order.
     """
     m = cohort_members.c
     query = (
@@ -297,12 +263,33 @@ def cohort_dataset(store: Store, cohort: str) -> Dataset:
     rows = store.transaction(
         f"read cohort {cohort!r}", lambda conn: conn.execute(query).mappings().all()
     )
+    name = f"production-{cohort}"
+    if sample_as == "trace":
+        return Dataset((trace_sample(trace_from_row(row), cohort) for row in rows), name=name)
+    ids = [row["trace_id"] for row in rows]
+    spans = by_trace(_spans_of(store, ids))
     return Dataset(
-        (_sample(trace_from_row(row), cohort) for row in rows), name=f"production-{cohort}"
+        (trajectory_from_spans(spans[tid], cohort=cohort).to_sample() for tid in ids),
+        name=name,
     )
 
 
-def _sample(trace: TraceRecord, cohort: str) -> Sample:
+def _spans_of(store: Store, trace_ids: Sequence[str]) -> list[SpanRecord]:
+    def work(conn: Connection) -> list[SpanRecord]:
+        found: list[SpanRecord] = []
+        for start in range(0, len(trace_ids), _BATCH):
+            query = sa.select(trace_spans).where(
+                trace_spans.c.trace_id.in_(trace_ids[start : start + _BATCH])
+            )
+            found.extend(span_from_row(row) for row in conn.execute(query).mappings())
+        return found
+
+    return store.transaction(f"read the spans of {len(trace_ids)} traces", work)
+
+
+def trace_sample(trace: TraceRecord, cohort: str) -> Sample:
+    """A trace as a Sample of ``cohort``: its input, output and context, the rest in
+    metadata."""
     return Sample(
         id=trace.trace_id,
         cohort=cohort,

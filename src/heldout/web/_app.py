@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from heldout._errors import HeldoutError
-from heldout.config import ServerSettings
+from heldout.config import ServerSettings, Settings
 from heldout.store import Store
 from heldout.tracing import CohortRules
 from heldout.web import _pages, _receiver, _views
@@ -37,6 +37,8 @@ def create_app(
     *,
     rules: CohortRules | None = None,
     lifespan: Callable[[FastAPI], AsyncIterator[None]] | None = None,
+    settings: Settings | None = None,
+    judge: str | None = None,
 ) -> FastAPI:
     """The heldout server: ``POST /v1/traces`` and the dashboard pages.
 
@@ -47,15 +49,29 @@ def create_app(
         rules: The cohort rules applied to ingested traces (None: no cohorts).
         lifespan: An async generator run around the app's life (the scheduled
             evaluation of ``heldout serve``).
+        settings: Judge endpoints and limits for cohort classifiers (default:
+            ``heldout.toml`` and the environment).
+        judge: The judge of cohort classifiers that name none (default: the eval judge).
     """
-    app = FastAPI(
-        title="heldout",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
-        lifespan=asynccontextmanager(lifespan) if lifespan is not None else None,
+    ctx = AppContext(
+        store=store, server=server or ServerSettings(), rules=rules, settings=settings, judge=judge
     )
-    ctx = AppContext(store=store, server=server or ServerSettings(), rules=rules)
+
+    @asynccontextmanager
+    async def life(app: FastAPI) -> AsyncIterator[None]:
+        # Traces left awaiting a classifier (an earlier run, a refresh at start) are
+        # judged now rather than at the next ingest.
+        ctx.classify_soon()
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with asynccontextmanager(lifespan)(app):
+                    yield
+        finally:
+            await ctx.stop_classifying()
+
+    app = FastAPI(title="heldout", docs_url=None, redoc_url=None, openapi_url=None, lifespan=life)
     app.state.heldout = ctx
     app.include_router(_receiver.router)
     app.include_router(_pages.router)

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import zlib
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,11 +18,16 @@ import jinja2
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from heldout.config import ServerSettings
+from heldout._errors import HeldoutError
+from heldout.config import ServerSettings, Settings
 from heldout.reports._charts import label as checkpoint_label
-from heldout.store import Store
-from heldout.tracing import CohortRules
+from heldout.store import CohortAggregate, RunRecord, Store
+from heldout.tracing import CohortRules, classify_traces
 
+_log = logging.getLogger("heldout.web")
+
+CHARTS_KEPT = 32
+"""Rendered charts an app keeps."""
 COOKIE = "heldout_token"
 """The cookie that carries the token for a browser, after /login."""
 
@@ -60,6 +69,74 @@ class AppContext:
     """The cohort rules applied to ingested traces."""
     cache: dict[Any, Any] = field(default_factory=dict)
     """Analyses worth keeping between requests (checkpoint comparisons), by key."""
+    charts: OrderedDict[Any, Any] = field(default_factory=OrderedDict)
+    """Rendered charts by the data they show, the most recent :data:`CHARTS_KEPT`."""
+    settings: Settings | None = None
+    """Judge endpoints and limits for cohort classifiers (None: heldout.toml and env)."""
+    judge: str | None = None
+    """The judge of classifiers that name none (None: the eval judge)."""
+    classify_problem: str | None = None
+    """Why the last classification failed as a whole (a bad judge spec), if it did."""
+    _classifying: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _again: bool = field(default=False, init=False, repr=False)
+
+    def aggregates(self, run: RunRecord) -> list[CohortAggregate]:
+        """The run's aggregates, computed in SQL; kept for a finished run until it is
+        reopened (its ``updated_at`` changes)."""
+        key = ("aggregate", run.id, run.updated_at)
+        if key in self.cache:
+            found: list[CohortAggregate] = self.cache[key]
+            return found
+        computed = self.store.aggregate(run.id)
+        if run.status != "running":
+            self.cache[key] = computed
+        return computed
+
+    def chart(self, key: Any, draw: Callable[[], Any]) -> Any:
+        """The chart ``draw`` makes for ``key`` (the data it shows), drawn once:
+        matplotlib takes a few hundred milliseconds a chart."""
+        if key in self.charts:
+            self.charts.move_to_end(key)
+            return self.charts[key]
+        drawn = self.charts[key] = draw()
+        while len(self.charts) > CHARTS_KEPT:
+            self.charts.popitem(last=False)
+        return drawn
+
+    # -- cohort classifiers ---------------------------------------------------------------
+
+    def classify_soon(self) -> None:
+        """Judge the traces awaiting a cohort classifier, in the background.
+
+        One classification runs at a time; traces that arrive meanwhile are judged
+        by one more round when it ends. Call from the app's event loop.
+        """
+        if self.rules is None or not any(r.classify for r in self.rules.cohorts):
+            return
+        self._again = True
+        if self._classifying is None or self._classifying.done():
+            self._classifying = asyncio.get_running_loop().create_task(self._classify())
+
+    async def _classify(self) -> None:
+        while self._again and self.rules is not None:
+            self._again = False
+            try:
+                await classify_traces(
+                    self.store, self.rules, settings=self.settings, judge=self.judge
+                )
+                self.classify_problem = None
+            except HeldoutError as exc:
+                # Per-trace judge errors are recorded with the trace; this is a failure
+                # of the whole round (a bad spec, a store error): shown on the overview.
+                self.classify_problem = str(exc)
+                _log.warning("cohort classification failed: %s", exc)
+
+    async def stop_classifying(self) -> None:
+        """Cancel a classification in progress (at shutdown)."""
+        task, self._classifying = self._classifying, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     def render(
         self, request: Request, template: str, status: int = 200, **values: Any

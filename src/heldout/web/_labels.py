@@ -1,5 +1,12 @@
 """Spot-check labels recorded in the dashboard: stored, scored against the judge in SQL,
-and exported as a spot-check file that ``heldout spotcheck score`` reads."""
+and exported as a spot-check file that ``heldout spotcheck score`` reads.
+
+On most axes a person says whether the output passes (``pass``/``fail``). On a
+pairwise axis (the scores of :class:`~heldout.evaluators.WinRate`: the output against
+the sample's reference) a person gives a preference instead: ``A`` (the output is
+better), ``B`` (the reference is) or ``tie``, compared with the judge's debiased
+preference, P(A better) above, below or at 0.5.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +22,13 @@ from heldout.store._schema import samples, scores, spot_check_labels
 from heldout.store._sql import as_utc, clean_text, now, upsert
 from heldout.web._queries import VERDICT, count
 
-SpotLabel = Literal["pass", "fail", "skip"]
+SpotLabel = Literal["pass", "fail", "skip", "A", "B", "tie"]
+LabelKind = Literal["verdict", "preference"]
+VERDICT_LABELS = ("pass", "fail", "skip")
+"""What a person may answer on a pass/fail axis."""
+PREFERENCE_LABELS = ("A", "B", "tie", "skip")
+"""What a person may answer on a pairwise axis."""
+_EXACT = 1e-9  # float rounding around 0.5, as in PairwiseJudge
 
 
 class _Frozen(BaseModel):
@@ -34,7 +47,7 @@ class SpotCheckLabel(_Frozen):
     labeler: str = Field(default="dashboard", min_length=1, max_length=80)
     """Who labelled it."""
     label: SpotLabel
-    """pass, fail, or skip (will not label)."""
+    """pass or fail; A, B or tie on a pairwise axis; or skip (will not label)."""
     note: str | None = Field(default=None, max_length=2000)
     """A free note."""
     created_at: datetime | None = None
@@ -48,8 +61,10 @@ class LabelAccuracy(_Frozen):
     """The evaluator."""
     judge: str
     """The judge spec of its scores."""
+    kind: LabelKind
+    """``verdict`` (pass/fail labels) or ``preference`` (A/B/tie labels)."""
     n: int
-    """Labelled rows the judge gave an ok pass/fail verdict on."""
+    """Labelled rows the judge gave an ok verdict on."""
     n_agree: int
     """Of those, the rows where the judge agrees with the person."""
     accuracy: float | None
@@ -99,15 +114,42 @@ def next_to_label(
     return store.transaction("find a row to label", lambda c: c.execute(query).scalar())
 
 
+def pairwise_axes(store: Store, run_id: str) -> set[str]:
+    """The run's evaluators whose scores are pairwise preferences (P(output better))."""
+    query = (
+        sa.select(scores.c.evaluator)
+        .where(scores.c.run_id == run_id, scores.c.template_version.like("pairwise-%"))
+        .distinct()
+    )
+    return store.transaction("find pairwise axes", lambda c: {r[0] for r in c.execute(query)})
+
+
 def label_accuracy(store: Store, run_id: str, confidence: float = 0.95) -> list[LabelAccuracy]:
-    """Per axis and judge: agreement of the run's ok verdicts with people's pass/fail."""
+    """Per axis and judge: agreement of the run's ok verdicts with people's pass/fail,
+    and of its pairwise preferences with people's A/B/tie."""
     sc, lb = scores.c, spot_check_labels.c
+    preference = sa.case(
+        (sc.value > 0.5 + _EXACT, "A"), (sc.value < 0.5 - _EXACT, "B"), else_="tie"
+    )
     agree = sa.or_(
         sa.and_(lb.label == "pass", sc.passed.is_(sa.true())),
         sa.and_(lb.label == "fail", sc.passed.is_(sa.false())),
+        sa.and_(lb.label.in_(("A", "B", "tie")), lb.label == preference),
+    )
+    preferred = lb.label.in_(("A", "B", "tie"))
+    kind = sa.case((preferred, "preference"), else_="verdict")
+    # Only ok scores carry a verdict (pass/fail) or a preference (a value).
+    ok = sa.or_(
+        sa.and_(~preferred, VERDICT), sa.and_(preferred, sc.status == "ok", sc.value.is_not(None))
     )
     query = (
-        sa.select(sc.evaluator, sc.judge, sa.func.count().label("n"), count(agree).label("n_agree"))
+        sa.select(
+            sc.evaluator,
+            sc.judge,
+            kind.label("kind"),
+            sa.func.count().label("n"),
+            count(agree).label("n_agree"),
+        )
         .select_from(
             spot_check_labels.join(
                 scores,
@@ -116,9 +158,9 @@ def label_accuracy(store: Store, run_id: str, confidence: float = 0.95) -> list[
                 ),
             )
         )
-        .where(lb.run_id == run_id, lb.label.in_(("pass", "fail")), VERDICT)
-        .group_by(sc.evaluator, sc.judge)
-        .order_by(sc.evaluator, sc.judge)
+        .where(lb.run_id == run_id, lb.label != "skip", ok)
+        .group_by(sc.evaluator, sc.judge, kind)
+        .order_by(sc.evaluator, sc.judge, kind)
     )
     rows = store.transaction("score labels", lambda c: c.execute(query).mappings().all())
     out = []
@@ -129,6 +171,7 @@ def label_accuracy(store: Store, run_id: str, confidence: float = 0.95) -> list[
             LabelAccuracy(
                 axis=r["evaluator"],
                 judge=r["judge"],
+                kind=r["kind"],
                 n=n,
                 n_agree=n_agree,
                 accuracy=n_agree / n if n else None,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from heldout.reports._charts import fail_rate_heatmap
-from heldout.tracing import cohort_sizes
+from heldout.tracing import classifier_status, cohort_sizes
 from heldout.web._charts import trend_chart
 from heldout.web._context import COOKIE, context_of, read_body
 from heldout.web._labels import labels_of
@@ -32,23 +33,33 @@ def overview(request: Request) -> Response:
     """Fail rate by cohort over time and by checkpoint, the cohorts and the latest runs."""
     ctx = context_of(request)
     ctx.guard_page(request)
-    trend = fail_rate_trend(ctx.store)
+    trend = fail_rate_trend(ctx.store, memo=ctx.cache)
     heatmap = None
     checkpoint_run = latest_checkpoint_run(ctx.store)
-    if checkpoint_run is not None:
-        aggregates = ctx.store.aggregate(checkpoint_run)
+    found = ctx.store.get_run(checkpoint_run) if checkpoint_run is not None else None
+    if checkpoint_run is not None and found is not None:
+        aggregates = ctx.aggregates(found)
         order = checkpoints_of(ctx.store, checkpoint_run)
         if any(a.fail_rate is not None for a in aggregates):
-            heatmap = fail_rate_heatmap(aggregates, order, chart_id="by-checkpoint")
+            heatmap = ctx.chart(
+                ("by-checkpoint", tuple(aggregates), tuple(order)),
+                partial(fail_rate_heatmap, aggregates, order, chart_id="by-checkpoint"),
+            )
+    cohorts = {c.cohort: c for c in cohort_sizes(ctx.store)}
+    classes = {c.cohort: c for c in classifier_status(ctx.store)}
+    ruled = [r.name for r in ctx.rules.cohorts] if ctx.rules is not None else []
     return ctx.render(
         request,
         "overview.html.j2",
-        trend=trend_chart(trend),
+        trend=ctx.chart(("trend", tuple(trend)), partial(trend_chart, trend)),
         trend_points=trend[-30:],
         heatmap=heatmap,
         checkpoint_run=checkpoint_run,
-        cohorts=cohort_sizes(ctx.store),
-        runs=run_lines(ctx.store, limit=10),
+        cohorts=cohorts,
+        classes=classes,
+        cohort_names=sorted(set(cohorts) | set(classes) | set(ruled)),
+        classify_problem=ctx.classify_problem,
+        runs=run_lines(ctx.store, limit=10, memo=ctx.cache),
     )
 
 
@@ -58,7 +69,7 @@ def runs_page(request: Request, page: int = Query(1, ge=1, le=100_000)) -> Respo
     ctx = context_of(request)
     ctx.guard_page(request)
     size = ctx.server.page_size
-    lines = run_lines(ctx.store, limit=size + 1, offset=(page - 1) * size)
+    lines = run_lines(ctx.store, limit=size + 1, offset=(page - 1) * size, memo=ctx.cache)
     return ctx.render(request, "runs.html.j2", runs=lines[:size], page=page, more=len(lines) > size)
 
 
@@ -77,12 +88,15 @@ def run_page(
     run = ctx.store.get_run(run_id)
     if run is None:
         raise HTTPException(404, f"no run {run_id!r} in the store")
-    aggregates = ctx.store.aggregate(run_id)
+    aggregates = ctx.aggregates(run)
     checkpoints = checkpoints_of(ctx.store, run_id)
     heatmap = None
     if any(a.fail_rate is not None for a in aggregates):
         order: list[str | None] = list(checkpoints) if checkpoints else [None]
-        heatmap = fail_rate_heatmap(aggregates, order, chart_id="run-heatmap")
+        heatmap = ctx.chart(
+            ("run-heatmap", tuple(aggregates), tuple(order)),
+            partial(fail_rate_heatmap, aggregates, order, chart_id="run-heatmap"),
+        )
     size = ctx.server.page_size
     rows = row_page(
         ctx.store,

@@ -4,13 +4,17 @@ database and reads one page of rows, so a store with 100,000 scored rows stays f
 
 from __future__ import annotations
 
+from collections.abc import Callable, MutableMapping, Sequence
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
+from heldout._errors import ConfigError
+from heldout.data import JudgeVerdict
 from heldout.store import Store, StoredSample, StoredScore
 from heldout.store._schema import runs, samples, scores
 from heldout.store._sql import as_utc, stored_sample, stored_score
@@ -97,30 +101,63 @@ def _rate(failed: int, verdicts: int) -> float | None:
     return failed / verdicts if verdicts else None
 
 
-def run_lines(store: Store, *, limit: int, offset: int = 0) -> list[RunLine]:
-    """A page of runs, newest first, each with its scores counted in SQL."""
+Memo = MutableMapping[Any, Any]
+"""Counts of finished runs, kept between requests by (what, run id, updated_at): a run
+that is not running anymore does not change until it is reopened."""
+
+
+def _per_run(
+    conn: Connection,
+    found: Sequence[RowMapping],
+    memo: Memo | None,
+    what: str,
+    compute: Callable[[Connection, list[str]], dict[str, Any]],
+) -> dict[str, Any]:
+    """``compute`` for the runs of ``found``, from ``memo`` for finished runs it holds."""
+    memo = {} if memo is None else memo
+    keys = {r["id"]: (what, r["id"], r["updated_at"]) for r in found}
+    out = {rid: memo[key] for rid, key in keys.items() if key in memo}
+    todo = [rid for rid in keys if rid not in out]
+    fresh = compute(conn, todo) if todo else {}
+    for r in found:
+        if r["id"] in fresh:
+            out[r["id"]] = fresh[r["id"]]
+            if r["status"] != "running":
+                memo[keys[r["id"]]] = fresh[r["id"]]
+    return out
+
+
+def _run_counts(conn: Connection, ids: list[str]) -> dict[str, Any]:
+    query = (
+        sa.select(
+            scores.c.run_id,
+            sa.func.count().label("n"),
+            count(scores.c.status == "error").label("n_error"),
+            count(_FAILED).label("n_failed"),
+            count(VERDICT).label("n_verdict"),
+        )
+        .where(scores.c.run_id.in_(ids))
+        .group_by(scores.c.run_id)
+    )
+    found: dict[str, Any] = {rid: (0, 0, 0, 0) for rid in ids}
+    for row in conn.execute(query).mappings():
+        found[row["run_id"]] = tuple(int(row[k]) for k in ("n", "n_error", "n_failed", "n_verdict"))
+    return found
+
+
+def run_lines(
+    store: Store, *, limit: int, offset: int = 0, memo: Memo | None = None
+) -> list[RunLine]:
+    """A page of runs, newest first, each with its scores counted in SQL (finished runs'
+    counts kept in ``memo``)."""
     page = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id).limit(limit).offset(offset)
 
     def work(conn: Connection) -> list[RunLine]:
         found = conn.execute(page).mappings().all()
-        ids = [r["id"] for r in found]
-        counts = {
-            row["run_id"]: row
-            for row in conn.execute(
-                sa.select(
-                    scores.c.run_id,
-                    sa.func.count().label("n"),
-                    count(scores.c.status == "error").label("n_error"),
-                    count(_FAILED).label("n_failed"),
-                    count(VERDICT).label("n_verdict"),
-                )
-                .where(scores.c.run_id.in_(ids))
-                .group_by(scores.c.run_id)
-            ).mappings()
-        }
+        counts = _per_run(conn, found, memo, "counts", _run_counts)
         lines = []
         for r in found:
-            c = counts.get(r["id"])
+            n, n_error, n_failed, n_verdict = counts[r["id"]]
             lines.append(
                 RunLine(
                     id=r["id"],
@@ -128,9 +165,9 @@ def run_lines(store: Store, *, limit: int, offset: int = 0) -> list[RunLine]:
                     kind=r["kind"],
                     status=r["status"],
                     created_at=as_utc(r["created_at"]),
-                    n_scores=int(c["n"]) if c else 0,
-                    n_error=int(c["n_error"]) if c else 0,
-                    fail_rate=_rate(int(c["n_failed"]), int(c["n_verdict"])) if c else None,
+                    n_scores=n,
+                    n_error=n_error,
+                    fail_rate=_rate(n_failed, n_verdict),
                 )
             )
         return lines
@@ -138,42 +175,56 @@ def run_lines(store: Store, *, limit: int, offset: int = 0) -> list[RunLine]:
     return store.transaction("list runs", work)
 
 
-def fail_rate_trend(store: Store, *, last_runs: int = 60) -> list[TrendPoint]:
-    """Per run (the latest ``last_runs``) and cohort: the fail rate, oldest run first.
-
-    Rows with a checkpoint (regression sweeps) are left out.
-    """
-    recent = sa.select(runs.c.id).order_by(runs.c.created_at.desc()).limit(last_runs)
+def _trend_points(conn: Connection, ids: list[str]) -> dict[str, Any]:
     query = (
         sa.select(
             scores.c.run_id,
-            runs.c.created_at,
             scores.c.cohort,
             count(VERDICT).label("n_verdict"),
             count(_FAILED).label("n_failed"),
             count(scores.c.status == "error").label("n_error"),
         )
-        .join(runs, runs.c.id == scores.c.run_id)
         # Rows of a checkpoint sweep are not one policy over time: the by-checkpoint
         # view shows them.
-        .where(scores.c.run_id.in_(recent.scalar_subquery()), scores.c.checkpoint.is_(None))
-        .group_by(scores.c.run_id, runs.c.created_at, scores.c.cohort)
-        .order_by(runs.c.created_at, scores.c.cohort)
+        .where(scores.c.run_id.in_(ids), scores.c.checkpoint.is_(None))
+        .group_by(scores.c.run_id, scores.c.cohort)
+        .order_by(scores.c.cohort)
     )
-    rows = store.transaction(
-        "read the fail-rate trend", lambda c: c.execute(query).mappings().all()
-    )
-    return [
-        TrendPoint(
-            run_id=r["run_id"],
-            at=as_utc(r["created_at"]),
-            cohort=r["cohort"],
-            n_verdict=int(r["n_verdict"]),
-            n_error=int(r["n_error"]),
-            fail_rate=_rate(int(r["n_failed"]), int(r["n_verdict"])),
+    found: dict[str, Any] = {rid: [] for rid in ids}
+    for r in conn.execute(query).mappings():
+        found[r["run_id"]].append(
+            (r["cohort"], int(r["n_verdict"]), int(r["n_failed"]), int(r["n_error"]))
         )
-        for r in rows
-    ]
+    return found
+
+
+def fail_rate_trend(
+    store: Store, *, last_runs: int = 60, memo: Memo | None = None
+) -> list[TrendPoint]:
+    """Per run (the latest ``last_runs``) and cohort: the fail rate, oldest run first
+    (finished runs' points kept in ``memo``).
+
+    Rows with a checkpoint (regression sweeps) are left out.
+    """
+    recent = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.id).limit(last_runs)
+
+    def work(conn: Connection) -> list[TrendPoint]:
+        found = list(reversed(conn.execute(recent).mappings().all()))
+        points = _per_run(conn, found, memo, "trend", _trend_points)
+        return [
+            TrendPoint(
+                run_id=r["id"],
+                at=as_utc(r["created_at"]),
+                cohort=cohort,
+                n_verdict=n_verdict,
+                n_error=n_error,
+                fail_rate=_rate(n_failed, n_verdict),
+            )
+            for r in found
+            for cohort, n_verdict, n_failed, n_error in points[r["id"]]
+        ]
+
+    return store.transaction("read the fail-rate trend", work)
 
 
 def latest_checkpoint_run(store: Store) -> str | None:
@@ -295,3 +346,67 @@ def row_detail(
         )
 
     return store.transaction(f"read row {sample_key!r} of run {run_id!r}", work)
+
+
+class VerdictSample(_Frozen):
+    """The verdicts the disagreement page compares, and how many rows they cover."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    verdicts: dict[str, list[JudgeVerdict]]
+    """Each run's verdicts, by its judge spec (or run id when the run has several)."""
+    rows: int
+    """Rows of the first run."""
+    used: int
+    """Rows whose verdicts are compared: all, or every ``step``-th by row key."""
+    step: int
+    """1 when every row is compared."""
+
+
+def sampled_verdicts(store: Store, run_ids: Sequence[str], *, max_rows: int) -> VerdictSample:
+    """The runs' verdicts on at most ``max_rows`` rows of the first run: every row, or a
+    systematic sample (every k-th row key), so the page stays quick on large runs.
+
+    Raises:
+        ConfigError: A run is named twice or is not in the store.
+    """
+    from heldout.analysis import verdicts_from_scores
+
+    if len(set(run_ids)) != len(run_ids):
+        raise ConfigError(f"a run is named twice in {list(run_ids)}; give each judge's run once")
+    for run_id in run_ids:
+        if store.get_run(run_id) is None:
+            raise ConfigError(f"no run {run_id!r} in the store")
+    keys_query = (
+        sa.select(samples.c.sample_key)
+        .where(samples.c.run_id == run_ids[0])
+        .order_by(samples.c.sample_key)
+    )
+    keys = store.transaction("list rows", lambda c: [r[0] for r in c.execute(keys_query)])
+    step = max(1, -(-len(keys) // max_rows))
+    chosen = keys[::step]
+    columns = [c for c in scores.c if c.name != "metadata"] + [
+        scores.c.metadata["p_yes"].label("p_yes")
+    ]
+
+    def read(conn: Connection, run_id: str) -> list[StoredScore]:
+        out: list[StoredScore] = []
+        for start in range(0, len(chosen), 500):
+            query = sa.select(*columns).where(
+                scores.c.run_id == run_id, scores.c.sample_key.in_(chosen[start : start + 500])
+            )
+            for row in conn.execute(query).mappings():
+                # Only P(Yes) of the metadata counts for a verdict; the rest stays unread.
+                p_yes = row["p_yes"]
+                fields = {**row, "metadata": {"p_yes": p_yes} if p_yes is not None else {}}
+                out.append(stored_score(cast(RowMapping, fields)))
+        return out
+
+    verdicts: dict[str, list[JudgeVerdict]] = {}
+    for run_id in run_ids:
+        found = store.transaction(f"read verdicts of {run_id!r}", partial(read, run_id=run_id))
+        specs = {s.judge for s in found if s.judge}
+        name = specs.pop() if len(specs) == 1 else run_id
+        name = f"{name} ({run_id})" if name in verdicts else name
+        verdicts[name] = verdicts_from_scores(found, judge=name)
+    return VerdictSample(verdicts=verdicts, rows=len(keys), used=len(chosen), step=step)

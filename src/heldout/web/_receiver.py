@@ -2,7 +2,8 @@
 
 The token is checked before the body is read; the body is read up to the size limit;
 the request is decoded whole, then stored in one transaction. A malformed request
-gets 400 with what is wrong and nothing of it is stored.
+gets 400 with what is wrong and nothing of it is stored. Traces awaiting a cohort's
+classifier are judged in the background after the reply.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ async def receive_traces(request: Request) -> Response:
     except StoreError as exc:
         # 503 tells an OTLP exporter to retry later.
         return JSONResponse({"code": _UNAVAILABLE, "message": str(exc)}, status_code=503)
+    ctx.classify_soon()
     headers = {"X-Heldout-Spans": str(result.spans), "X-Heldout-Traces": str(result.traces)}
     if encoding == "protobuf":
         body_out = ExportTraceServiceResponse().SerializeToString()

@@ -3,6 +3,7 @@ and production cohorts with their traces."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote
@@ -13,23 +14,35 @@ from pydantic import ValidationError
 
 from heldout._errors import HeldoutError
 from heldout.store import RunRecord, Store
-from heldout.tracing import cohort_traces, get_trace, span_facts
+from heldout.tracing import (
+    classifier_errors,
+    classifier_status,
+    cohort_traces,
+    get_trace,
+    span_facts,
+)
 from heldout.web._context import AppContext, context_of, read_body
 from heldout.web._labels import (
+    PREFERENCE_LABELS,
+    VERDICT_LABELS,
     SpotCheckLabel,
     label_accuracy,
     labels_of,
     next_to_label,
+    pairwise_axes,
     put_label,
     spotcheck_records,
 )
 from heldout.web._pages import FORM_LIMIT
-from heldout.web._queries import row_detail, run_lines
+from heldout.web._queries import VerdictSample, row_detail, run_lines, sampled_verdicts
 
 router = APIRouter()
 
 _AGREEMENT_RESAMPLES = 200
 """Bootstrap resamples for the dashboard's agreement intervals: quick, not final."""
+_AGREEMENT_ROWS = 10_000
+"""Rows the disagreement page compares at most: a systematic sample of larger runs
+(``judge_agreement`` in Python, or ``heldout`` analyses, take every row)."""
 
 
 def _run(ctx: AppContext, run_id: str) -> RunRecord:
@@ -76,13 +89,10 @@ def agreement(request: Request, run: Annotated[list[str] | None, Query()] = None
     ctx = context_of(request)
     ctx.guard_page(request)
     run = run or []
-    report, problem = None, None
+    report, problem, sample = None, None, None
     if len(run) >= 2:
-        from heldout.analysis import judge_agreement, verdicts_from_runs
-
         try:
-            verdicts = verdicts_from_runs(ctx.store, run)
-            report = judge_agreement(verdicts, n_resamples=_AGREEMENT_RESAMPLES)
+            report, sample = _agreement(ctx, run)
         except HeldoutError as exc:
             problem = str(exc)
     elif run:
@@ -91,11 +101,26 @@ def agreement(request: Request, run: Annotated[list[str] | None, Query()] = None
         request,
         "agreement.html.j2",
         chosen=run,
-        runs=run_lines(ctx.store, limit=100),
+        runs=run_lines(ctx.store, limit=100, memo=ctx.cache),
         report=report,
+        sample=sample,
         disagreements=report.disagreements[:200] if report else [],
         problem=problem,
     )
+
+
+def _agreement(ctx: AppContext, run_ids: list[str]) -> tuple[Any, VerdictSample]:
+    """The agreement of the runs' judges, kept until one of the runs changes."""
+    from heldout.analysis import judge_agreement
+
+    stamps = tuple(getattr(ctx.store.get_run(r), "updated_at", None) for r in run_ids)
+    key = ("agreement", tuple(run_ids), stamps)
+    if key not in ctx.cache:
+        sample = sampled_verdicts(ctx.store, run_ids, max_rows=_AGREEMENT_ROWS)
+        report = judge_agreement(sample.verdicts, n_resamples=_AGREEMENT_RESAMPLES)
+        ctx.cache[key] = (report, sample.model_copy(update={"verdicts": {}}))
+    cached: tuple[Any, VerdictSample] = ctx.cache[key]
+    return cached
 
 
 @router.get("/runs/{run_id}/spotcheck", response_class=HTMLResponse)
@@ -110,7 +135,7 @@ def spotcheck(
     ctx = context_of(request)
     ctx.guard_page(request)
     run = _run(ctx, run_id)
-    axes = sorted({a.evaluator for a in ctx.store.aggregate(run_id) if a.n_ok})
+    axes = sorted({a.evaluator for a in ctx.aggregates(run) if a.n_ok})
     axis = axis if axis in axes else (axes[0] if axes else None)
     item = None
     if axis is not None:
@@ -118,6 +143,7 @@ def spotcheck(
         if key is None and after is not None:
             key = next_to_label(ctx.store, run_id, axis, labeler=labeler)
         item = row_detail(ctx.store, run_id, key) if key is not None else None
+    pairwise = axis in pairwise_axes(ctx.store, run_id)
     return ctx.render(
         request,
         "spotcheck.html.j2",
@@ -126,9 +152,18 @@ def spotcheck(
         axis=axis,
         labeler=labeler,
         item=item,
+        pairwise=pairwise,
+        shown=_shown_order(item[0].sample_key) if item and pairwise else None,
         accuracy=label_accuracy(ctx.store, run_id),
         n_labels=len(labels_of(ctx.store, run_id)),
     )
+
+
+def _shown_order(sample_key: str) -> tuple[str, str]:
+    """Which response a person reads first, A (the output) or B (the reference):
+    seeded by the row, so people are not always shown the output first."""
+    first = "A" if hashlib.sha256(sample_key.encode()).digest()[0] % 2 == 0 else "B"
+    return (first, "B" if first == "A" else "A")
 
 
 @router.post("/runs/{run_id}/spotcheck")
@@ -152,6 +187,12 @@ async def record_label(request: Request, run_id: str) -> Response:
         raise HTTPException(400, f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
     if row_detail(ctx.store, run_id, label.sample_key) is None:
         raise HTTPException(404, f"no row {label.sample_key!r} in run {run_id!r}")
+    pairwise = label.axis in pairwise_axes(ctx.store, run_id)
+    allowed = PREFERENCE_LABELS if pairwise else VERDICT_LABELS
+    if label.label not in allowed:
+        raise HTTPException(
+            400, f"label: {label.axis!r} takes {', '.join(allowed)}, not {label.label!r}"
+        )
     put_label(ctx.store, label)
     target = (
         f"/runs/{quote(run_id)}/spotcheck?axis={quote(label.axis)}"
@@ -181,7 +222,9 @@ def cohort_page(request: Request, cohort: str, before: str | None = None) -> Res
     ctx.guard_page(request)
     size = ctx.server.page_size
     found = cohort_traces(ctx.store, cohort, limit=size + 1, before=before)
-    if not found and before is None:
+    status = next((c for c in classifier_status(ctx.store) if c.cohort == cohort), None)
+    known = ctx.rules is not None and any(r.name == cohort for r in ctx.rules.cohorts)
+    if not found and before is None and status is None and not known:
         raise HTTPException(404, f"cohort {cohort!r} has no traces")
     return ctx.render(
         request,
@@ -189,6 +232,8 @@ def cohort_page(request: Request, cohort: str, before: str | None = None) -> Res
         cohort=cohort,
         traces=found[:size],
         next_before=found[size - 1].trace_id if len(found) > size else None,
+        classifier=status,
+        errors=classifier_errors(ctx.store, cohort) if status and status.errors else [],
     )
 
 
