@@ -44,7 +44,7 @@ from heldout.constitutions import DEFAULT_CONSTITUTION
 from heldout.data import Dataset, Sample, with_checkpoint_outputs
 from heldout.evaluators import CustomEvaluation, Evaluator, Score, evaluators
 from heldout.evaluators._custom import model_key
-from heldout.judges import JudgeClient, make_judge
+from heldout.judges import JudgeClient, ReplicaPool, make_judge
 from heldout.runner import Progress, RunSummary, run_evaluation
 from heldout.runner._generate import Generated, OutputProgress, generate_outputs
 from heldout.store import GroupWriter, Store, StoredScore
@@ -286,7 +286,7 @@ class RegressionEval:
         self, store: Store, progress: OutputProgress | None
     ) -> tuple[dict[str, Sequence[Sample]], dict[str, Generated]]:
         by_checkpoint: dict[str, Sequence[Sample]] = {}
-        policies: dict[str, tuple[JudgeClient, Any]] = {}
+        policies: dict[str, tuple[JudgeClient | ReplicaPool, Any]] = {}
         async with GroupWriter(store) as cache:
             for checkpoint in self.sweep.checkpoints:
                 if checkpoint.outputs is not None:
@@ -295,10 +295,14 @@ class RegressionEval:
                             self.prompts, checkpoint.outputs, name=checkpoint.name
                         )
                     )
-                elif checkpoint.policy is not None:
-                    judge = make_judge(checkpoint.policy, self.settings)
-                    client = JudgeClient(judge, settings=self.settings, cache=cache)
-                    policies[checkpoint.name] = (client, self.sweep.sampling_of(checkpoint))
+                elif checkpoint.replicas:
+                    clients = [
+                        JudgeClient(make_judge(spec, self.settings), settings=self.settings,
+                                    cache=cache)
+                        for spec in checkpoint.replicas
+                    ]  # fmt: skip
+                    pool = clients[0] if len(clients) == 1 else ReplicaPool(clients)
+                    policies[checkpoint.name] = (pool, self.sweep.sampling_of(checkpoint))
             generated: dict[str, Generated] = {}
             try:
                 if policies:
@@ -405,7 +409,7 @@ def _generation_error(sample: Sample, evaluator: Evaluator, error: JudgeError) -
 def _source(checkpoint: Any) -> str:
     if checkpoint.outputs is not None:
         return f"outputs:{checkpoint.outputs}"
-    return str(checkpoint.policy)
+    return " | ".join(checkpoint.replicas)
 
 
 __all__ = ["RegressionEval", "RegressionResult", "analyse_scores"]
