@@ -24,11 +24,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
+
+# Ray re-runs a driver started with `uv run` under `uv run` on every worker, in a copy of
+# the working folder: a new environment without heldout's extras, on every node. Shard
+# workers must use the environment heldout is installed in (the cluster image), so that
+# hook is off unless the user turns it on.
+os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
 import ray
 from ray.exceptions import RayError, RayTaskError
