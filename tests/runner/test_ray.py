@@ -10,6 +10,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -262,3 +264,66 @@ def test_a_sqlite_file_serves_a_single_node_cluster_on_this_machine(
         assert (summary.computed, summary.errors) == (30, 0)
         assert len(store.scores(summary.run_id)) == 30
         assert server.requests == 30
+
+
+# -- the local backend needs no Ray; the command line reaches the cluster ---------------
+
+LOCAL_RUN = """\
+import asyncio, sys
+import heldout
+assert "ray" not in sys.modules, "import heldout loaded ray"
+from heldout import Criteria, Sample, Settings, Store, run_evaluation
+from tests.support.openai_server import OpenAIServer
+with OpenAIServer() as server, Store.open("sqlite:///:memory:") as store:
+    settings = Settings(openai_api_key="sk-test")
+    rows = [Sample(id=str(i), input="Q?", output="A") for i in range(3)]
+    summary = asyncio.run(run_evaluation(rows, [Criteria("ok")], store=store,
+                          settings=settings, judge=f"openai:j@{server.base_url}"))
+    assert summary.computed == 3, summary
+print(sorted(m for m in sys.modules if m == "ray" or m.startswith("ray.")))
+"""
+
+
+def test_import_heldout_and_a_local_run_do_not_import_ray() -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "HELDOUT_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", LOCAL_RUN], capture_output=True, text=True,
+                         cwd=root, env=env, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_heldout_eval_with_backend_ray_joins_the_cluster_at_ray_address(
+    tmp_path: Path, pg_url: str, ray_address: str
+) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(s.model_dump_json() + "\n" for s in rows(12)), encoding="utf-8")
+    with OpenAIServer() as server:
+        env = {
+            **os.environ,
+            "HELDOUT_DB_URL": pg_url,
+            "HELDOUT_EVAL_JUDGE": f"openai:j@{server.base_url}",
+            "OPENAI_API_KEY": "sk-test",
+            "COLUMNS": "200",
+        }
+        args = ["eval", str(data), "--run-id", "cli-ray", "--backend", "ray",
+                "--ray-address", ray_address]  # fmt: skip
+        out = subprocess.run([sys.executable, "-m", "heldout", *args], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=180)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "12 scores computed" in out.stdout
+        assert server.requests == 12
+    with Store.open(pg_url) as store:
+        assert len(store.scores("cli-ray")) == 12
+        run = store.get_run("cli-ray")
+        assert run is not None
+        assert run.status == "done"
+
+
+def test_an_unknown_backend_on_the_command_line_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "rows.jsonl"
+    data.write_text(rows(1)[0].model_dump_json() + "\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-m", "heldout", "eval", str(data), "--backend", "dask"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2
+    assert "--backend must be local or ray, not 'dask'" in out.stderr
