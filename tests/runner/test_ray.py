@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from heldout import ConfigError, Criteria, Sample, Settings, Store, run_evaluation
+from heldout import ConfigError, Criteria, Sample, Settings, Store, load_settings, run_evaluation
 from heldout.config import EndpointSettings, JudgeDefaults, RaySettings
 from heldout.data import Sample as DataSample
 from heldout.evaluators import Evaluator, Score
@@ -327,3 +327,23 @@ def test_an_unknown_backend_on_the_command_line_is_refused(tmp_path: Path) -> No
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 2
     assert "--backend must be local or ray, not 'dask'" in out.stderr
+
+
+def test_the_backend_comes_from_the_config_file_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "heldout.toml"
+    config.write_text('backend = "ray"\n[ray]\nshard_size = 50\ntask_cpus = 0.5\n')
+    monkeypatch.delenv("HELDOUT_BACKEND", raising=False)
+    monkeypatch.setenv("HELDOUT_RAY_ADDRESS", "ray://head:10001")
+    loaded = load_settings(config)
+    assert (loaded.backend, loaded.ray.address, loaded.ray.shard_size) == (
+        "ray",
+        "ray://head:10001",
+        50,
+    )
+    monkeypatch.setenv("HELDOUT_BACKEND", "local")
+    assert load_settings(config).backend == "local"
+    monkeypatch.setenv("HELDOUT_BACKEND", "spark")
+    with pytest.raises(ConfigError, match="backend"):
+        load_settings(config)
