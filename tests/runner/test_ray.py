@@ -347,3 +347,39 @@ def test_the_backend_comes_from_the_config_file_and_the_environment(
     monkeypatch.setenv("HELDOUT_BACKEND", "spark")
     with pytest.raises(ConfigError, match="backend"):
         load_settings(config)
+
+
+# -- leases on a real actor: reused within a process, bounded across processes ----------
+
+
+def test_processes_reuse_their_leases_without_exceeding_the_endpoint_limit(
+    ray_address: str,
+) -> None:
+    from heldout.runner._leases import EndpointLeases, RayLimiter
+    from heldout.runner._ray import ray
+
+    actor = ray.remote(EndpointLeases).options(num_cpus=0).remote("http://judge/v1", 4, 60.0)
+    shards = [RayLimiter({"http://judge/v1": actor}, f"run:{i}/a") for i in range(2)]
+    in_flight, peak = 0, 0
+
+    async def call(limiter: RayLimiter) -> None:
+        nonlocal in_flight, peak
+        async with limiter.slot("http://judge/v1", 4):
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.005)
+            in_flight -= 1
+
+    async def run() -> None:
+        await asyncio.gather(*(call(shards[i % 2]) for i in range(300)))
+        for limiter in shards:
+            await limiter.aclose()
+
+    asyncio.run(run())
+    stats = ray.get(actor.stats.remote())
+    ray.kill(actor)
+    assert peak == 4, "the limit was reached and never passed"
+    assert stats.max_held == 4
+    assert sum(limiter.acquired for limiter in shards) == stats.granted
+    assert stats.granted < 300 / 4, "most calls reused a lease without asking the actor"
+    assert stats.held == 0, "the shards gave every lease back when they ended"

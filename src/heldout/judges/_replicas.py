@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from heldout._errors import ConfigError
-from heldout.judges._client import ClientStats, JudgeClient
+from heldout.config import Settings
+from heldout.judges._cache import ResponseCache
+from heldout.judges._client import ClientStats, JudgeClient, Limiter
+from heldout.judges._factory import make_judge
 from heldout.judges._types import JudgeReply, JudgeRequest
 
 
@@ -23,27 +26,29 @@ class ReplicaPool:
     Args:
         clients: One client per replica; every one must serve the same provider and
             model (only their endpoints differ).
+        first: The replica that round-robin starts at (pools in many processes start
+            at different ones, so their first calls spread too).
 
     Raises:
         ConfigError: No client is given, or two serve different models.
     """
 
-    def __init__(self, clients: Sequence[JudgeClient]) -> None:
+    def __init__(self, clients: Sequence[JudgeClient], *, first: int = 0) -> None:
         if not clients:
             raise ConfigError("A replica pool needs at least one endpoint.")
-        first = clients[0].judge
+        head = clients[0].judge
         for client in clients[1:]:
             judge = client.judge
-            if (judge.provider, judge.model) != (first.provider, first.model):
+            if (judge.provider, judge.model) != (head.provider, head.model):
                 raise ConfigError(
                     f"Replicas must serve one model: {clients[0].spec} serves "
-                    f"{first.provider}:{first.model}, {client.spec} serves "
+                    f"{head.provider}:{head.model}, {client.spec} serves "
                     f"{judge.provider}:{judge.model}."
                 )
         self.clients = list(clients)
         self.spec: str = clients[0].spec
         self._in_flight = [0] * len(clients)
-        self._next = 0
+        self._next = first % len(clients)
 
     async def call(self, request: JudgeRequest) -> JudgeReply:
         """Answer ``request`` on the replica with the fewest calls in progress.
@@ -75,3 +80,24 @@ class ReplicaPool:
 
     def __repr__(self) -> str:
         return f"ReplicaPool({', '.join(c.spec for c in self.clients)})"
+
+
+def replica_client(
+    specs: Sequence[str],
+    settings: Settings,
+    *,
+    cache: ResponseCache | None = None,
+    limiter: Limiter | None = None,
+    first: int = 0,
+) -> JudgeClient | ReplicaPool:
+    """One client for a model served at ``specs``: a plain client for one endpoint, a
+    :class:`ReplicaPool` for several.
+
+    Raises:
+        ConfigError: A spec is malformed, or the replicas serve different models.
+    """
+    clients = [
+        JudgeClient(make_judge(spec, settings), settings=settings, cache=cache, limiter=limiter)
+        for spec in specs
+    ]
+    return clients[0] if len(clients) == 1 else ReplicaPool(clients, first=first)

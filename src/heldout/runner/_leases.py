@@ -12,11 +12,12 @@ first takes a lease from it and gives the lease back when the call ends::
                                 ▼
                      the endpoint (a vLLM replica)
 
-A worker that dies holding leases would shrink the endpoint's limit for good, so
-leases are reclaimed two ways: when Ray reruns the lost shard, its new attempt's
-first request hands back every lease of the earlier attempts of that shard (they
-cannot be in use: Ray reruns a task only once its worker is gone); and a lease held
-longer than the call timeout plus a margin expires, for a shard that is never rerun.
+A shard gives its leases back when it ends. A worker that dies holding leases would
+shrink the endpoint's limit for good, so leases are also reclaimed two ways: when Ray
+reruns the lost shard, its new attempt's first request hands back every lease of the
+earlier attempts of that shard (they cannot be in use: Ray reruns a task only once its
+worker is gone); and a lease held longer than the call timeout plus a margin expires,
+for a shard that is never rerun.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
@@ -74,6 +76,7 @@ class EndpointLeases:
         self._ttl_s = ttl_s
         self._held: dict[str, _Lease] = {}
         self._attempt_of: dict[str, str] = {}
+        self._withdrawn: set[str] = set()
         self._changed = asyncio.Condition()
         self._ids = itertools.count()
         self._max_held = 0
@@ -86,11 +89,16 @@ class EndpointLeases:
         Args:
             holder: ``SHARD/ATTEMPT``: the shard asking and its attempt's id; a new
                 attempt of a shard reclaims the leases of its earlier attempts.
+
+        Returns:
+            The lease id; empty when the holder withdrew while it waited.
         """
         shard, _, attempt = holder.rpartition("/")
         async with self._changed:
             self._supersede(shard, attempt)
             while True:
+                if holder in self._withdrawn:
+                    return ""
                 wait = self._expire()
                 if len(self._held) < self._limit:
                     break
@@ -107,6 +115,17 @@ class EndpointLeases:
         async with self._changed:
             if self._held.pop(lease, None) is not None:
                 self._changed.notify()
+
+    async def withdraw(self, holder: str) -> None:
+        """The attempt ``holder`` is over: free its leases, and answer its waiting
+        requests with no lease."""
+        shard, _, attempt = holder.rpartition("/")
+        async with self._changed:
+            self._withdrawn.add(holder)
+            mine = [k for k, v in self._held.items() if (v.shard, v.attempt) == (shard, attempt)]
+            for lease in mine:
+                del self._held[lease]
+            self._changed.notify_all()
 
     async def stats(self) -> LeaseStats:
         """The limit, the leases out and what was granted and reclaimed."""
@@ -141,15 +160,41 @@ class EndpointLeases:
 class RayLimiter:
     """A :class:`~heldout.judges.Limiter` whose slots are leases from endpoint actors.
 
+    A lease costs a round trip to its endpoint's actor, and one actor serves every
+    process of the cluster. So a process keeps the leases it has while it has calls
+    waiting: a finished call hands its lease straight to the next waiting call, for up
+    to ``reuse_s`` after the actor granted it; a lease nobody waits for goes back after
+    ``linger_s``. At most ``asking`` requests per endpoint wait at the actor at once.
+    The actor still bounds the leases out across the cluster, and a lease is out no
+    longer than ``reuse_s`` plus one call, well inside the actor's time to live.
+
     Args:
         actors: The lease actor of each endpoint, by endpoint; an endpoint without one
             falls back to this event loop's semaphore (a per-process limit).
         holder: ``SHARD/ATTEMPT`` of the shard attempt this limiter serves.
+        reuse_s: How long after its grant a lease may serve further calls.
+        linger_s: How long an unused lease waits for a call before it goes back.
+        asking: Requests per endpoint waiting at the actor at once, at most.
     """
 
-    def __init__(self, actors: Mapping[str, Any], holder: str) -> None:
+    def __init__(
+        self,
+        actors: Mapping[str, Any],
+        holder: str,
+        *,
+        reuse_s: float = 5.0,
+        linger_s: float = 0.02,
+        asking: int = 4,
+    ) -> None:
         self._actors = dict(actors)
         self._holder = holder
+        self._options = (reuse_s, linger_s, asking)
+        self._pools: dict[str, _Pool] = {}
+
+    @property
+    def acquired(self) -> int:
+        """Leases taken from actors so far (the round trips paid for them)."""
+        return sum(pool.acquired for pool in self._pools.values())
 
     @asynccontextmanager
     async def slot(self, name: str, limit: int) -> AsyncIterator[None]:
@@ -159,9 +204,104 @@ class RayLimiter:
             async with concurrency(name, limit):
                 yield
             return
-        lease = await actor.acquire.remote(self._holder)
+        pool = self._pools.get(name)
+        if pool is None:
+            pool = self._pools[name] = _Pool(actor, self._holder, *self._options)
+        held = await pool.take()
         try:
             yield
         finally:
+            pool.give(held)
+
+    async def aclose(self) -> None:
+        """Give back every lease of this shard attempt and stop asking for more."""
+        for pool in self._pools.values():
+            await pool.close()
+
+
+@dataclass(frozen=True)
+class _Held:
+    lease: str
+    granted: float
+    idle_since: float = 0.0
+
+
+class _Pool:
+    """One endpoint's leases in one process: idle ones, waiting calls, open requests."""
+
+    def __init__(
+        self, actor: Any, holder: str, reuse_s: float, linger_s: float, asking: int
+    ) -> None:
+        self._actor = actor
+        self._holder = holder
+        self._reuse_s = reuse_s
+        self._linger_s = linger_s
+        self._asking = asking
+        self._idle: list[_Held] = []
+        self._waiters: deque[asyncio.Future[_Held]] = deque()
+        self._asks: set[asyncio.Task[None]] = set()
+        self.acquired = 0
+
+    async def take(self) -> _Held:
+        now = time.monotonic()
+        while self._idle:
+            held = self._idle.pop()
+            if now - held.granted < self._reuse_s:
+                return held
+            self._actor.release.remote(held.lease)
+        waiter: asyncio.Future[_Held] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._ask_more()
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.give(waiter.result())  # handed a lease as it was cancelled
+            raise
+        finally:
+            with suppress(ValueError):
+                self._waiters.remove(waiter)
+
+    def give(self, held: _Held) -> None:
+        now = time.monotonic()
+        if now - held.granted >= self._reuse_s:
             # Not awaited: the next call need not wait for the actor's answer.
-            actor.release.remote(lease)
+            self._actor.release.remote(held.lease)
+            self._ask_more()
+            return
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(held)
+                return
+        self._idle.append(_Held(held.lease, held.granted, now))
+        asyncio.get_running_loop().call_later(self._linger_s, self._flush)
+
+    async def close(self) -> None:
+        for ask in list(self._asks):
+            ask.cancel()
+        self._idle.clear()
+        # Frees every lease of this attempt, granted or still on its way, at once.
+        await self._actor.withdraw.remote(self._holder)
+
+    def _ask_more(self) -> None:
+        waiting = sum(not w.done() for w in self._waiters)
+        while len(self._asks) < min(self._asking, waiting):
+            ask = asyncio.get_running_loop().create_task(self._ask())
+            self._asks.add(ask)
+            ask.add_done_callback(self._asks.discard)
+
+    async def _ask(self) -> None:
+        lease = await self._actor.acquire.remote(self._holder)
+        if not lease:  # withdrawn
+            return
+        self.acquired += 1
+        self.give(_Held(lease, time.monotonic()))
+        self._ask_more()
+
+    def _flush(self) -> None:
+        now = time.monotonic()
+        stale = [h for h in self._idle if now - h.idle_since >= self._linger_s * 0.9]
+        for held in stale:
+            self._idle.remove(held)
+            self._actor.release.remote(held.lease)

@@ -11,6 +11,10 @@ skips every score already stored. Then::
                                                         ▼
     judge endpoints <── one lease actor per endpoint ── shard tasks ──> shared store
 
+A sweep's generation goes the same way (:meth:`RayCluster.generate`): shards of one
+checkpoint's prompts, each calling that checkpoint's replicas and caching the outputs in
+the shared store.
+
 Idempotency comes from the store, not from Ray: a score's key is (run, sample,
 evaluator) and cached replies are keyed by request, both written as upserts. A shard
 whose worker or node dies is rerun by Ray (``ray.max_retries``); the rerun skips the
@@ -26,10 +30,10 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 # Ray re-runs a driver started with `uv run` under `uv run` on every worker, in a copy of
 # the working folder: a new environment without heldout's extras, on every node. Shard
@@ -40,17 +44,21 @@ os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 import ray
 from ray.exceptions import RayError, RayTaskError
 
-from heldout._errors import BackendError, ConfigError, HeldoutError
+from heldout._errors import BackendError, ConfigError, HeldoutError, JudgeError
 from heldout.config import Settings
 from heldout.data._sample import Sample
 from heldout.evaluators._base import Evaluator
 from heldout.evaluators._score import Score
 from heldout.judges._client import ClientStats, JudgeClient
 from heldout.judges._factory import make_judge
+from heldout.judges._replicas import replica_client
+from heldout.runner._generate import Generated, OutputProgress, Sampling, generate_outputs
 from heldout.runner._leases import EndpointLeases, RayLimiter
 from heldout.runner._runner import Item, Progress, RunSummary, Shard, score_items
-from heldout.store import Store, sample_key
+from heldout.store import GroupWriter, Store, sample_key
 from heldout.store._url import parse_url, sqlite_path
+
+T = TypeVar("T")
 
 _LEASE_MARGIN_S = 30.0
 """How much longer than a call's timeout a lease may be held before it is reclaimed."""
@@ -152,51 +160,129 @@ class RayCluster:
             HeldoutError: A shard failed with it (a store error), re-raised as is.
             BackendError: A shard lost its worker more often than it may be retried.
         """
-        leases = await self._lease_actors(evaluators)
+        specs = [e.judge_spec or self.default_spec for e in evaluators]
+        leases = await self._lease_actors(specs)
         index = {id(e): i for i, e in enumerate(evaluators)}
         evaluators_ref = ray.put(list(evaluators))
+
+        def tasks() -> Iterator[tuple[Any, ...]]:
+            for number, chunk in enumerate(_chunks(todo, self.settings.ray.shard_size)):
+                task = _ShardTask(
+                    index=number,
+                    run_id=run_id,
+                    store_url=self.store.connect_url(),
+                    settings=self.settings,
+                    default_spec=self.default_spec,
+                    workers=min(self.workers, len(chunk)),
+                    items=[(cp, sample, index[id(e)]) for cp, sample, e in chunk],
+                )
+                yield task, evaluators_ref, leases
+
+        try:
+            await self._map(_shard_task, tasks(), lambda r: _merge(summary, r, progress))
+        finally:
+            for actor in leases.values():
+                ray.kill(actor)
+
+    async def generate(
+        self,
+        prompts: Sequence[Sample],
+        served: Mapping[str, tuple[list[str], Sampling]],
+        *,
+        progress: OutputProgress | None = None,
+    ) -> dict[str, Generated]:
+        """Have each served checkpoint answer every prompt, in shards on the cluster.
+
+        Like :func:`~heldout.runner._generate.generate_outputs`, but each shard (one
+        checkpoint, ``ray.shard_size`` prompts) runs in a Ray task, calling the
+        checkpoint's replicas under their cluster-wide limits and caching every output in
+        the shared store, so a rerun shard generates nothing its lost attempt cached.
+
+        Args:
+            prompts: The prompts to answer.
+            served: Per checkpoint, the specs of its replicas and how it samples.
+            progress: Receives generation progress, once per finished shard.
+        """
+        leases = await self._lease_actors([s for specs, _ in served.values() for s in specs])
+        results = {name: Generated(checkpoint=name) for name in served}
+        answered: dict[str, dict[str, str]] = {name: {} for name in served}
+        if progress is not None:
+            progress.start_outputs(len(prompts) * len(served))
+
+        def tasks() -> Iterator[tuple[Any, ...]]:
+            number = 0
+            # Prompt-major: every checkpoint's endpoints are busy from the start.
+            for chunk in _chunks(prompts, self.settings.ray.shard_size):
+                for name, (specs, sampling) in served.items():
+                    workers = min(self.workers, len(chunk))
+                    url = self.store.connect_url()
+                    task = _GenerateTask(
+                        number, name, specs, sampling, url, self.settings, workers, chunk
+                    )
+                    number += 1
+                    yield task, leases
+
+        def collect(result: _Generation) -> None:
+            generated = results[result.checkpoint]
+            answered[result.checkpoint].update(result.outputs)
+            generated.failures.update(result.failures)
+            generated.stats.add(result.stats)
+            if progress is not None:
+                for _ in result.outputs:
+                    progress.output_done(False)
+                for _ in result.failures:
+                    progress.output_done(True)
+
+        try:
+            await self._map(_generate_task, tasks(), collect)
+        finally:
+            for actor in leases.values():
+                ray.kill(actor)
+        for name, generated in results.items():
+            texts = answered[name]
+            generated.samples = [
+                p.model_copy(update={"output": texts[p.id]}) for p in prompts if p.id in texts
+            ]
+        return results
+
+    async def _map(
+        self,
+        body: Callable[..., Any],
+        tasks: Iterator[tuple[Any, ...]],
+        collect: Callable[[Any], None],
+    ) -> None:
+        """Run ``body(*args)`` as a Ray task for each ``args`` of ``tasks``, a bounded
+        number at once, handing each result to ``collect`` as it comes."""
         ray_settings = self.settings.ray
-        remote = ray.remote(_shard_task).options(
+        remote = ray.remote(body).options(
             max_retries=ray_settings.max_retries,
             retry_exceptions=False,
             num_cpus=ray_settings.task_cpus,
         )
         limit = ray_settings.max_shards_in_flight or _default_in_flight(ray_settings.task_cpus)
         pending: dict[asyncio.Future[Any], tuple[int, Any]] = {}
-        shards = enumerate(_chunks(todo, ray_settings.shard_size))
+        numbered = enumerate(tasks)
         try:
             while True:
-                for number, chunk in islice(shards, max(0, limit - len(pending))):
-                    task = _ShardTask(
-                        index=number,
-                        run_id=run_id,
-                        store_url=self.store.connect_url(),
-                        settings=self.settings,
-                        default_spec=self.default_spec,
-                        workers=min(self.workers, len(chunk)),
-                        items=[(cp, sample, index[id(e)]) for cp, sample, e in chunk],
-                    )
-                    ref = remote.remote(task, evaluators_ref, leases)
+                for number, args in islice(numbered, max(0, limit - len(pending))):
+                    ref = remote.remote(*args)
                     pending[asyncio.wrap_future(ref.future())] = (number, ref)
                 if not pending:
                     break
                 done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for future in done:
                     number, _ = pending.pop(future)
-                    _merge(summary, _result_of(future, number), progress)
+                    collect(_result_of(future, number))
         finally:
             for future, (_, ref) in pending.items():
                 future.cancel()
                 ray.cancel(ref)
-            for actor in leases.values():
-                ray.kill(actor)
 
-    async def _lease_actors(self, evaluators: Sequence[Evaluator]) -> dict[str, Any]:
-        """One lease actor per endpoint of the run's judges, with that endpoint's limit."""
-        specs = dict.fromkeys(e.judge_spec or self.default_spec for e in evaluators)
+    async def _lease_actors(self, specs: Iterable[str]) -> dict[str, Any]:
+        """One lease actor per endpoint of ``specs``, with that endpoint's limit."""
         actors: dict[str, Any] = {}
         actor_class = ray.remote(EndpointLeases)
-        for spec in specs:
+        for spec in dict.fromkeys(specs):
             client = JudgeClient(make_judge(spec, self.settings), settings=self.settings)
             try:
                 endpoint = client.judge.endpoint
@@ -229,17 +315,14 @@ async def _run_shard(
         ]
         # A new id per attempt: a rerun of this shard reclaims its lost attempt's leases.
         holder = f"{task.run_id}:{task.index}/{uuid.uuid4().hex[:12]}"
-        shard = Shard(
-            store,
-            task.settings,
-            task.default_spec,
-            task.run_id,
-            task.workers,
-            RayLimiter(leases, holder),
-        )
+        limiter = RayLimiter(leases, holder)
+        shard = Shard(store, task.settings, task.default_spec, task.run_id, task.workers, limiter)
         summary = RunSummary(run_id=task.run_id)
         collected = _Collected()
-        await score_items(todo, evaluators, shard, summary=summary, progress=collected)
+        try:
+            await score_items(todo, evaluators, shard, summary=summary, progress=collected)
+        finally:
+            await limiter.aclose()
         return _ShardResult(
             computed=summary.computed,
             errors=summary.errors,
@@ -249,6 +332,56 @@ async def _run_shard(
         )
     finally:
         store.close()
+
+
+@dataclass(frozen=True)
+class _GenerateTask:
+    """One generation shard: one checkpoint's answers to a run of prompts."""
+
+    index: int
+    checkpoint: str
+    replicas: list[str]
+    sampling: Sampling
+    store_url: str
+    settings: Settings
+    workers: int
+    prompts: list[Sample]
+
+
+@dataclass(frozen=True)
+class _Generation:
+    """What a generation shard produced."""
+
+    checkpoint: str
+    outputs: dict[str, str]
+    failures: dict[str, JudgeError]
+    stats: ClientStats
+
+
+def _generate_task(task: _GenerateTask, leases: dict[str, Any]) -> Any:
+    """The body of a generation shard's Ray task (in a worker process)."""
+    return asyncio.run(_run_generation(task, leases))
+
+
+async def _run_generation(task: _GenerateTask, leases: dict[str, Any]) -> _Generation:
+    store = Store.open(task.store_url)
+    limiter = RayLimiter(leases, f"generate-{task.index}/{uuid.uuid4().hex[:12]}")
+    try:
+        async with GroupWriter(store) as cache:
+            policy = replica_client(task.replicas, task.settings, cache=cache,
+                                    limiter=limiter, first=task.index)  # fmt: skip
+            try:
+                generated = await generate_outputs(
+                    task.prompts, {task.checkpoint: (policy, task.sampling)}, workers=task.workers
+                )
+            finally:
+                await policy.aclose()
+                await limiter.aclose()
+    finally:
+        store.close()
+    result = generated[task.checkpoint]
+    outputs = {s.id: s.output or "" for s in result.samples}
+    return _Generation(task.checkpoint, outputs, result.failures, result.stats)
 
 
 class _Collected:
@@ -265,7 +398,7 @@ class _Collected:
         self.scores.append(score.model_copy(update={"metadata": {}}))
 
 
-def _result_of(future: asyncio.Future[Any], number: int) -> _ShardResult:
+def _result_of(future: asyncio.Future[Any], number: int) -> Any:
     try:
         result = future.result()
     except RayTaskError as exc:
@@ -278,8 +411,6 @@ def _result_of(future: asyncio.Future[Any], number: int) -> _ShardResult:
             f"Shard {number} of the run was lost ({type(exc).__name__}: {exc}) more often "
             "than ray.max_retries allows. Its committed scores are kept: rerun to finish."
         ) from exc
-    if not isinstance(result, _ShardResult):  # pragma: no cover - a version mismatch
-        raise BackendError(f"Shard {number} returned {type(result).__name__}, not a result.")
     return result
 
 
@@ -294,7 +425,7 @@ def _merge(summary: RunSummary, result: _ShardResult, progress: Progress | None)
             progress.advance(score)
 
 
-def _chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk

@@ -185,7 +185,7 @@ async def run_evaluation(
     default_spec = judge or settings.eval_judge
     cluster = None
     if (backend or settings.backend) == "ray":
-        cluster = _join_ray(store, settings, evaluators, default_spec, workers)
+        cluster = join_ray(store, settings, evaluators, default_spec, workers)
     by_checkpoint: dict[str | None, Iterable[Sample]]
     if isinstance(samples, Mapping):
         by_checkpoint = {name: rows_of for name, rows_of in samples.items()}
@@ -319,13 +319,20 @@ async def score_items(
         await writer.aclose()
 
 
-def _join_ray(
+def join_ray(
     store: Store,
     settings: Settings,
     evaluators: Sequence[Evaluator],
     default_spec: str,
     workers: int,
 ) -> RayCluster:
+    """The Ray cluster of ``settings.ray``, checked to serve this store and evaluators.
+
+    Raises:
+        ConfigError: Ray is not installed, or the run cannot go to Ray (see
+            :meth:`~heldout.runner._ray.RayCluster.join`).
+        BackendError: The cluster cannot be joined.
+    """
     try:
         from heldout.runner._ray import RayCluster  # Ray only when asked for
     except ModuleNotFoundError as exc:
