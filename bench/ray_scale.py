@@ -110,17 +110,18 @@ def judge_run(
         store = Store.open(db)
         evaluator = Criteria("The output agrees with the reference.", method="structured")
         rss = TreeRss()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         summary = asyncio.run(
             run_evaluation(rows(n), [evaluator], store=store, settings=settings,
                            judge=f"openai:gpt-4o-mini@{judge_url}", workers=2 * concurrency)
         )  # fmt: skip
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
         rss.stop()
         store.close()
     if summary.computed != n or summary.errors:
         raise RuntimeError(f"the run did not score every row cleanly: {summary}")
-    return {"wall_s": wall, "calls_s": n / wall, "driver_mb": rss.driver_mb, "tree_mb": rss.tree_mb}
+    return {"wall_s": wall, "calls_s": n / wall, "driver_mb": rss.driver_mb,
+            "tree_mb": rss.tree_mb, "driver_cpu_ms": 1000 * cpu / n}  # fmt: skip
 
 
 def store_write_rate(base_url: str, n: int, writers: int) -> float:
@@ -152,13 +153,14 @@ def store_write_rate(base_url: str, n: int, writers: int) -> float:
     return per * writers / wall
 
 
-def lease_rate(n: int, in_flight: int) -> float:
-    """Acquire/release pairs per second one endpoint's lease actor grants to one driver."""
+def lease_rate(n: int, in_flight: int, reuse_s: float) -> float:
+    """Slots per second one endpoint's lease actor and a limiter give one process's
+    calls; ``reuse_s=0`` asks the actor for every call (its raw ceiling)."""
     from heldout.runner._leases import EndpointLeases, RayLimiter
     from heldout.runner._ray import ray
 
     actor = ray.remote(EndpointLeases).options(num_cpus=0).remote("bench", in_flight, 600.0)
-    limiter = RayLimiter({"bench": actor}, "bench:0/a")
+    limiter = RayLimiter({"bench": actor}, "bench:0/a", reuse_s=reuse_s)
 
     async def run() -> float:
         gate = asyncio.Semaphore(in_flight)
@@ -170,7 +172,7 @@ def lease_rate(n: int, in_flight: int) -> float:
         await one()  # warm up
         started = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(n)))
-        ray.get(actor.stats.remote())  # every release has landed
+        await limiter.aclose()
         return n / (time.perf_counter() - started)
 
     rate = asyncio.run(run())
@@ -193,15 +195,20 @@ def main() -> None:
     ray.init(include_dashboard=False, object_store_memory=200 * 1024 * 1024, log_to_driver=False)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = start_server(args.latency_ms, Path(tmp))
         (Path(tmp) / "fast").mkdir()
-        fast, fast_url = start_server(0.0, Path(tmp) / "fast")
+        server, url = start_server(args.latency_ms, Path(tmp))
+        try:
+            fast, fast_url = start_server(0.0, Path(tmp) / "fast")
+        except BaseException:
+            server.terminate()
+            raise
         try:
             judge_run("ray", 500, base_url, url, args.concurrency, shard_size=100)  # warm up
             print(f"{args.n} judge calls at {args.latency_ms:g} ms, endpoint concurrency "
                   f"{args.concurrency}, Ray on this machine with {cpus} CPUs\n")  # fmt: skip
-            print("| backend | shard size | wall s | ideal s | calls/s | peak RSS MB driver | "
-                  "peak RSS MB with Ray's processes |\n" + "|---" * 7 + "|")  # fmt: skip
+            print("| backend | shard size | wall s | ideal s | calls/s | driver CPU ms/call | "
+                  "peak RSS MB driver | peak RSS MB with Ray's processes |\n"
+                  + "|---" * 8 + "|")  # fmt: skip
             ideal = args.n * args.latency_ms / 1000 / args.concurrency
             for backend in ("local", "ray"):
                 m = judge_run(backend, args.n, base_url, url, args.concurrency,
@@ -229,7 +236,10 @@ def main() -> None:
                 rate = store_write_rate(base_url, 20_000, writers)
                 print(f"| PostgreSQL score writes, {writers} writer(s), 500 per commit | "
                       f"{rate:,.0f} |")  # fmt: skip
-            print(f"| one endpoint's lease actor, 64 in flight | {lease_rate(5000, 64):,.0f} |")
+            for reuse_s, how in ((0.0, "asked for every call"), (5.0, "leases reused (default)")):
+                rate = lease_rate(5000, 64, reuse_s)
+                print(f"| slots from one endpoint's lease actor, 64 in flight, {how} | "
+                      f"{rate:,.0f} |")  # fmt: skip
         finally:
             for proc in (server, fast):
                 proc.terminate()

@@ -100,6 +100,8 @@ class RayCluster:
     settings: Settings
     default_spec: str
     workers: int
+    store_url: str
+    """The store's URL for the shard tasks: password included, a SQLite path absolute."""
 
     @classmethod
     def join(
@@ -141,9 +143,12 @@ class RayCluster:
                     f"{exc}. Start one with 'ray start --head', or check HELDOUT_RAY_ADDRESS "
                     "(auto, or ray://host:10001)."
                 ) from exc
-        if url.get_backend_name() == "sqlite":
+        path = sqlite_path(url) if url.get_backend_name() == "sqlite" else None
+        if path is not None:
             _check_single_node(store)
-        return cls(store, settings, default_spec, workers)
+            url = url.set(database=str(path.resolve()))
+        shared = url.render_as_string(hide_password=False)
+        return cls(store, settings, default_spec, workers, shared)
 
     async def run(
         self,
@@ -170,7 +175,7 @@ class RayCluster:
                 task = _ShardTask(
                     index=number,
                     run_id=run_id,
-                    store_url=self.store.connect_url(),
+                    store_url=self.store_url,
                     settings=self.settings,
                     default_spec=self.default_spec,
                     workers=min(self.workers, len(chunk)),
@@ -215,9 +220,8 @@ class RayCluster:
             for chunk in _chunks(prompts, self.settings.ray.shard_size):
                 for name, (specs, sampling) in served.items():
                     workers = min(self.workers, len(chunk))
-                    url = self.store.connect_url()
                     task = _GenerateTask(
-                        number, name, specs, sampling, url, self.settings, workers, chunk
+                        number, name, specs, sampling, self.store_url, self.settings, workers, chunk
                     )
                     number += 1
                     yield task, leases
