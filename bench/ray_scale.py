@@ -220,6 +220,7 @@ def main() -> None:
                     f"{m['wall_s']:.1f}",
                     f"{ideal:.1f}",
                     f"{m['calls_s']:.0f}",
+                    f"{m['driver_cpu_ms']:.2f}",
                     f"{m['driver_mb']:.0f}",
                     f"{m['tree_mb']:.0f}",
                 ]

@@ -263,12 +263,17 @@ class _Pool:
                 self._waiters.remove(waiter)
 
     def give(self, held: _Held) -> None:
-        now = time.monotonic()
-        if now - held.granted >= self._reuse_s:
+        """A call is done with ``held``: the next waiting call gets it, unless it has
+        served long enough."""
+        if time.monotonic() - held.granted >= self._reuse_s:
             # Not awaited: the next call need not wait for the actor's answer.
             self._actor.release.remote(held.lease)
             self._ask_more()
             return
+        self._hand(held)
+
+    def _hand(self, held: _Held) -> None:
+        now = time.monotonic()
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -296,7 +301,7 @@ class _Pool:
         if not lease:  # withdrawn
             return
         self.acquired += 1
-        self.give(_Held(lease, time.monotonic()))
+        self._hand(_Held(lease, time.monotonic()))  # a new lease serves once, whatever reuse_s
         self._ask_more()
 
     def _flush(self) -> None:
