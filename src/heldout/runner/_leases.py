@@ -302,6 +302,11 @@ class _Pool:
             return
         self.acquired += 1
         self._hand(_Held(lease, time.monotonic()))  # a new lease serves once, whatever reuse_s
+        # This request is answered: no longer count it, or the last waiter may be left
+        # with no request on its behalf.
+        task = asyncio.current_task()
+        if task is not None:
+            self._asks.discard(task)
         self._ask_more()
 
     def _flush(self) -> None:
