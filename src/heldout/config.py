@@ -103,7 +103,7 @@ class RaySettings(BaseModel):
     """The cluster to join (``HELDOUT_RAY_ADDRESS``): ``auto`` for the cluster this
     machine belongs to, ``ray://host:10001`` for Ray Client; None joins a Ray already
     initialised in this process, else starts a single-node Ray here."""
-    shard_size: int = Field(default=200, ge=1)
+    shard_size: int = Field(default=500, ge=1)
     """Scores per shard: one Ray task judges one shard and commits it as it goes."""
     max_retries: int = Field(default=3, ge=0)
     """Times Ray reruns a shard whose worker or node was lost."""
