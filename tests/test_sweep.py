@@ -242,3 +242,43 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 
     assert re.fullmatch(rf"{re.escape(str(path))}: cannot read the sweep file: .*", message)
     assert "No such file" in message
+
+
+REPLICAS = """\
+  - name: beta-0.1
+    endpoint: "openai:policy@http://127.0.0.1:9/v1"
+"""
+
+
+def test_a_checkpoint_served_by_replicas_lists_their_endpoints(tmp_path: Path) -> None:
+    urls = ["http://gpu-1:8000/v1", "http://gpu-2:8000/v1"]
+    served = "    endpoint: [" + ", ".join(f'"openai:policy@{u}"' for u in urls) + "]\n"
+    sweep = load_sweep(write(tmp_path, VALID.replace(REPLICAS, "  - name: beta-0.1\n" + served)))
+
+    beta1 = sweep.checkpoints[1]
+    assert beta1.replicas == [f"openai:policy@{u}" for u in urls]
+    assert beta1.policy == f"openai:policy@{urls[0]}"
+    # A single endpoint, as before, is one replica.
+    assert load_sweep(write(tmp_path, VALID, "old.yaml")).checkpoints[1].replicas == [
+        "openai:policy@http://127.0.0.1:9/v1"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "message"),
+    [
+        ('["openai:a@http://h1/v1", "openai:b@http://h2/v1"]', "replicas must serve one model"),
+        ('["openai:a@http://h1/v1", "openai:a"]', "each replica needs a base URL of its own"),
+        ('["openai:a@http://h1/v1", "openai:a@http://h1/v1"]', "a base URL of its own"),
+        ("[]", "endpoint lists no replica"),
+    ],
+)
+def test_replicas_that_are_not_one_model_at_distinct_urls_are_refused(
+    tmp_path: Path, endpoints: str, message: str
+) -> None:
+    path = write(
+        tmp_path, VALID.replace(REPLICAS, f"  - name: beta-0.1\n    endpoint: {endpoints}\n")
+    )
+    error = error_of(path)
+    assert error.startswith(f"{path}:14: field checkpoints[1]: ")
+    assert message in error

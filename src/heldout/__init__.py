@@ -7,6 +7,7 @@ protocol, OpenAI-compatible endpoints and an embedded llama.cpp judge) →
 """
 
 from heldout._errors import (
+    BackendError,
     ConfigError,
     DataError,
     HeldoutError,
@@ -28,6 +29,7 @@ from heldout.store import Store
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendError",
     "ColumnMapping",
     "ConfigError",
     "Criteria",

@@ -9,7 +9,8 @@
      │    ├── JudgeUnavailable   connection refused, 5xx, cut-off or malformed HTTP body
      │    ├── JudgeRefused       the endpoint refused the request (4xx, content filter)
      │    └── JudgeParseError    the reply came back but cannot be read as a verdict
-     └── StoreError           the results store cannot be opened, migrated or written
+     ├── StoreError           the results store cannot be opened, migrated or written
+     └── BackendError         the Ray cluster cannot be joined, or lost a shard for good
 
 Backend exceptions (openai, httpx, SQLAlchemy, llama.cpp) are mapped once at the
 boundary with ``raise Specific(...) from exc``. Messages say what happened, where,
@@ -124,3 +125,8 @@ class JudgeParseError(JudgeError):
 
 class StoreError(HeldoutError):
     """The results store cannot be opened, migrated or written."""
+
+
+class BackendError(HeldoutError):
+    """The execution backend failed: the Ray cluster cannot be joined, or a shard lost
+    its worker more often than it may be retried."""

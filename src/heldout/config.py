@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -94,6 +94,26 @@ class ServerSettings(BaseModel):
     """Rows per page in the dashboard."""
 
 
+class RaySettings(BaseModel):
+    """The Ray backend: where the cluster is and how a run is cut into shards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = None
+    """The cluster to join (``HELDOUT_RAY_ADDRESS``): ``auto`` for the cluster this
+    machine belongs to, ``ray://host:10001`` for Ray Client; None joins a Ray already
+    initialised in this process, else starts a single-node Ray here."""
+    shard_size: int = Field(default=500, ge=1)
+    """Scores per shard: one Ray task judges one shard and commits it as it goes."""
+    max_retries: int = Field(default=3, ge=0)
+    """Times Ray reruns a shard whose worker or node was lost."""
+    task_cpus: float = Field(default=1.0, gt=0)
+    """CPUs a shard task reserves; judging waits on endpoints, so below 1 packs more
+    shards on a node."""
+    max_shards_in_flight: int | None = Field(default=None, ge=1)
+    """Shards submitted at once (default: twice the tasks the cluster's CPUs fit)."""
+
+
 class Settings(BaseModel):
     """Everything heldout can be configured with."""
 
@@ -119,6 +139,11 @@ class Settings(BaseModel):
     """The embedded judge."""
     server: ServerSettings = Field(default_factory=ServerSettings)
     """``heldout serve``: bind address, token, limits."""
+    backend: Literal["local", "ray"] = "local"
+    """Where runs execute (``HELDOUT_BACKEND``): ``local`` (one process, asyncio) or
+    ``ray`` (shards as Ray tasks; needs the ``ray`` extra and a shared PostgreSQL store)."""
+    ray: RaySettings = Field(default_factory=RaySettings)
+    """The Ray backend's cluster address and sharding."""
 
     def endpoint(self, key: str) -> EndpointSettings:
         """The limits configured for ``key`` (empty settings when none are)."""
@@ -131,6 +156,7 @@ _ENV = {
     "HELDOUT_TRAINING_JUDGE": "training_judge",
     "OPENAI_API_KEY": "openai_api_key",
     "OPENAI_BASE_URL": "openai_base_url",
+    "HELDOUT_BACKEND": "backend",
 }
 _SERVER_ENV = {
     "HELDOUT_HOST": "host",
@@ -162,6 +188,8 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     for env, field in _SERVER_ENV.items():
         if os.environ.get(env):
             data.setdefault("server", {})[field] = os.environ[env]
+    if os.environ.get("HELDOUT_RAY_ADDRESS"):
+        data.setdefault("ray", {})["address"] = os.environ["HELDOUT_RAY_ADDRESS"]
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Settings.model_validate(data)

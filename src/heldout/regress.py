@@ -48,9 +48,11 @@ from heldout.constitutions import DEFAULT_CONSTITUTION
 from heldout.data import Dataset, Sample, load_verdicts, with_checkpoint_outputs
 from heldout.evaluators import CustomEvaluation, Evaluator, Score, evaluators
 from heldout.evaluators._custom import model_key
-from heldout.judges import JudgeClient, make_judge
+from heldout.judges import JudgeClient, ReplicaPool
+from heldout.judges._replicas import replica_client
 from heldout.runner import Progress, RunSummary, run_evaluation
-from heldout.runner._generate import Generated, OutputProgress, generate_outputs
+from heldout.runner._generate import Generated, OutputProgress, Sampling, generate_outputs
+from heldout.runner._runner import join_ray
 from heldout.store import GroupWriter, Store, StoredScore
 from heldout.sweep import EvaluatorConfig, SweepConfig, load_sweep
 
@@ -346,33 +348,43 @@ class RegressionEval:
         self, store: Store, progress: OutputProgress | None
     ) -> tuple[dict[str, Sequence[Sample]], dict[str, Generated]]:
         by_checkpoint: dict[str, Sequence[Sample]] = {}
-        policies: dict[str, tuple[JudgeClient, Any]] = {}
-        async with GroupWriter(store) as cache:
-            for checkpoint in self.sweep.checkpoints:
-                if checkpoint.outputs is not None:
-                    by_checkpoint[checkpoint.name] = list(
-                        with_checkpoint_outputs(
-                            self.prompts, checkpoint.outputs, name=checkpoint.name
-                        )
-                    )
-                elif checkpoint.policy is not None:
-                    judge = make_judge(checkpoint.policy, self.settings)
-                    client = JudgeClient(judge, settings=self.settings, cache=cache)
-                    policies[checkpoint.name] = (client, self.sweep.sampling_of(checkpoint))
-            generated: dict[str, Generated] = {}
-            try:
-                if policies:
-                    generated = await generate_outputs(
-                        list(self.prompts), policies, workers=self.sweep.workers, progress=progress
-                    )
-            finally:
-                for client, _ in policies.values():
-                    await client.aclose()
+        served: dict[str, tuple[list[str], Sampling]] = {}
+        for checkpoint in self.sweep.checkpoints:
+            if checkpoint.outputs is not None:
+                by_checkpoint[checkpoint.name] = list(
+                    with_checkpoint_outputs(self.prompts, checkpoint.outputs, name=checkpoint.name)
+                )
+            elif checkpoint.replicas:
+                served[checkpoint.name] = (checkpoint.replicas, self.sweep.sampling_of(checkpoint))
+        generated: dict[str, Generated] = {}
+        if served and self.settings.backend == "ray":
+            cluster = join_ray(store, self.settings, [], self.eval_judge, self.sweep.workers)
+            generated = await cluster.generate(list(self.prompts), served, progress=progress)
+        elif served:
+            generated = await self._generate_here(store, served, progress)
         for checkpoint in self.sweep.checkpoints:  # keep the sweep's order
             if checkpoint.name in generated:
                 by_checkpoint[checkpoint.name] = generated[checkpoint.name].samples
         ordered = {c.name: by_checkpoint[c.name] for c in self.sweep.checkpoints}
         return ordered, generated
+
+    async def _generate_here(
+        self,
+        store: Store,
+        served: dict[str, tuple[list[str], Sampling]],
+        progress: OutputProgress | None,
+    ) -> dict[str, Generated]:
+        policies: dict[str, tuple[JudgeClient | ReplicaPool, Sampling]] = {}
+        async with GroupWriter(store) as cache:
+            try:
+                for name, (specs, sampling) in served.items():
+                    policies[name] = (replica_client(specs, self.settings, cache=cache), sampling)
+                return await generate_outputs(
+                    list(self.prompts), policies, workers=self.sweep.workers, progress=progress
+                )
+            finally:
+                for client, _ in policies.values():
+                    await client.aclose()
 
     def _begin(self, store: Store) -> None:
         store.begin_run(self.run_id, name=self.sweep.name, kind="regress", config=self._config())
@@ -471,7 +483,7 @@ def generation_error(sample: Sample, evaluator: Evaluator, error: JudgeError) ->
 def _source(checkpoint: Any) -> str:
     if checkpoint.outputs is not None:
         return f"outputs:{checkpoint.outputs}"
-    return str(checkpoint.policy)
+    return " | ".join(checkpoint.replicas)
 
 
 __all__ = ["RegressionEval", "RegressionResult", "analyse_scores"]

@@ -18,6 +18,9 @@ with their hyperparameters. Paths are relative to the sweep file. Example::
       - {name: beta-0.1, endpoint: "openai:policy@http://localhost:8001/v1",
          params: {beta: 0.1, step: 1000}}
       - {name: beta-0.3, gguf: ckpt/beta-0.3.Q4_K_M.gguf, params: {beta: 0.3}}
+      - name: beta-0.5                  # served by two replicas: generation is balanced
+        endpoint: ["openai:policy-b05@http://gpu-1:8000/v1",
+                   "openai:policy-b05@http://gpu-2:8000/v1"]
     selection:
       objective: {metrics: ["custom:*"], cohorts: [helpfulness, harmlessness, honesty]}
       guards: [{metric: task_completion, cohorts: [helpfulness, regression], max_drop: 0.02}]
@@ -48,6 +51,7 @@ from pydantic_core import PydanticCustomError
 from heldout._errors import ConfigError
 from heldout.analysis import Correction, Guard, Objective, TestMethod
 from heldout.data import ColumnMapping
+from heldout.judges import JudgeSpec
 from heldout.runner._generate import Sampling
 
 
@@ -116,9 +120,10 @@ class CheckpointConfig(_Model):
     """The checkpoint's name, unique in the sweep."""
     outputs: Path | None = None
     """Precomputed outputs: rows of ``{"id": ..., "output": ...}`` (JSONL, CSV, Parquet)."""
-    endpoint: str | None = None
+    endpoint: str | list[str] | None = None
     """A policy served behind an OpenAI-compatible endpoint, as a spec:
-    ``openai:MODEL@http://host:port/v1``."""
+    ``openai:MODEL@http://host:port/v1``; or a list of specs of its replicas (the same
+    model behind several base URLs), over which generation is balanced."""
     gguf: Path | None = None
     """A local GGUF file of the checkpoint, run with llama.cpp."""
     sampling: Sampling | None = None
@@ -134,14 +139,26 @@ class CheckpointConfig(_Model):
                 f"checkpoint {self.name!r} needs exactly one of outputs, endpoint or gguf "
                 f"(got {', '.join(given) or 'none'})"
             )
+        if isinstance(self.endpoint, list):
+            _check_replicas(self.name, self.endpoint)
         return self
 
     @property
     def policy(self) -> str | None:
-        """The spec of the model that generates this checkpoint's outputs, if any."""
+        """The spec of the model that generates this checkpoint's outputs, if any (the
+        first replica's, when it has several)."""
+        replicas = self.replicas
+        return replicas[0] if replicas else None
+
+    @property
+    def replicas(self) -> list[str]:
+        """The specs of every endpoint (replica) serving this checkpoint; empty when its
+        outputs come from a file."""
+        if isinstance(self.endpoint, list):
+            return list(self.endpoint)
         if self.endpoint is not None:
-            return self.endpoint
-        return None if self.gguf is None else f"local:{self.gguf}"
+            return [self.endpoint]
+        return [] if self.gguf is None else [f"local:{self.gguf}"]
 
 
 class SelectionConfig(_Model):
@@ -280,6 +297,27 @@ class SweepConfig(_Model):
         """A short hash of the whole configuration."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _check_replicas(name: str, specs: list[str]) -> None:
+    """Replicas are one model: one provider and model name, each at its own base URL."""
+    if not specs:
+        raise ValueError(f"checkpoint {name!r}: endpoint lists no replica")
+    parsed = []
+    for spec in specs:
+        try:
+            parsed.append(JudgeSpec.parse(spec))
+        except ConfigError as exc:
+            raise ValueError(f"checkpoint {name!r}: {exc}") from exc
+    models = {(p.provider, p.model) for p in parsed}
+    if len(models) > 1:
+        served = ", ".join(sorted(f"{p}:{m}" for p, m in models))
+        raise ValueError(f"checkpoint {name!r}: replicas must serve one model, not {served}")
+    urls = [p.base_url for p in parsed]
+    if None in urls or len(set(urls)) != len(urls):
+        raise ValueError(
+            f"checkpoint {name!r}: each replica needs a base URL of its own (MODEL@http://...)"
+        )
 
 
 def _constitution_path(value: str | None, folder: Path) -> str | None:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from heldout.config import load_settings
+from heldout.cli._options import BackendOpt, ConfigOpt, RayAddressOpt, run_settings
 from heldout.runner import RichProgress
 from heldout.store import GroupWriter, Store
 
@@ -50,9 +50,9 @@ def label_command(
     temperature: Annotated[float, typer.Option(help="Sampling temperature (--policy).")] = 0.8,
     top_p: Annotated[float | None, typer.Option(help="Nucleus sampling (--policy).")] = None,
     seed: Annotated[int, typer.Option(help="Seeds principles, orders and sampling.")] = 0,
-    config: Annotated[
-        str | None, typer.Option("--config", help="Config file (default ./heldout.toml).")
-    ] = None,
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Label pairs of responses with a judge guided by a constitution.
 
@@ -74,7 +74,7 @@ def label_command(
         raise ConfigError(f"--format must be jsonl or parquet, not {fmt!r}")
     if principle not in ("random", "all"):
         raise ConfigError(f"--principle must be random or all, not {principle!r}")
-    settings = load_settings(config)
+    settings = run_settings(config, backend, ray_address)
     labeler = ConstitutionalPreference(
         constitution, principle="all" if principle == "all" else "random", seed=seed, judge=judge
     )

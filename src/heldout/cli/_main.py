@@ -13,6 +13,7 @@ from rich.markup import escape
 from heldout._doctor import run_checks
 from heldout._errors import HeldoutError
 from heldout.cli._label import label_command
+from heldout.cli._options import BackendOpt, ConfigOpt, RayAddressOpt, run_settings
 from heldout.cli._serve import ingest_command, serve_command
 from heldout.cli._tables import (
     aggregates_table,
@@ -35,10 +36,6 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
-
-ConfigOpt = Annotated[
-    str | None, typer.Option("--config", help="Config file (default ./heldout.toml).")
-]
 
 
 @app.command()
@@ -66,9 +63,11 @@ def eval_(
     run_id: Annotated[str | None, typer.Option(help="Run id to write or resume.")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Rows in progress at once.")] = 64,
     config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Judge every row of DATA and print mean, n, errors and fail rate per cohort."""
-    settings = load_settings(config)
+    settings = run_settings(config, backend, ray_address)
     dataset = Dataset.load(data, cohort=cohort)
     store = Store.open(settings.db_url)
     try:
@@ -141,6 +140,8 @@ def regress(
         str | None, typer.Option(help="Show this cohort's rows (default: all cohorts pooled).")
     ] = None,
     config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
     """Compare every checkpoint of SWEEP with its baseline and pick one to ship.
 
@@ -150,7 +151,7 @@ def regress(
     from heldout.regress import RegressionEval  # scipy is heavy: only for this command
     from heldout.reports import write_regression_report
 
-    settings = load_settings(config)
+    settings = run_settings(config, backend, ray_address)
     store = Store.open(settings.db_url)
     try:
         evaluation = RegressionEval(sweep, store=store, settings=settings)

@@ -17,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Protocol, Self, TypeVar
 
 from heldout._errors import ConfigError, JudgeError, JudgeRateLimited, JudgeTimeout
 from heldout.config import Settings
@@ -64,6 +64,19 @@ async def concurrency(name: str, limit: int) -> AsyncIterator[None]:
         yield
 
 
+class Limiter(Protocol):
+    """Hands out slots of named concurrency limits.
+
+    The default is :func:`concurrency`, this event loop's semaphores. The Ray backend
+    gives its shards one whose slots are leases from an actor per endpoint, so a limit
+    holds across every process of the cluster.
+    """
+
+    def slot(self, name: str, limit: int) -> AbstractAsyncContextManager[None]:
+        """Hold one of ``limit`` slots named ``name`` while the context is open."""
+        ...
+
+
 @dataclass
 class ClientStats:
     """What a :class:`JudgeClient` did. ``calls == replies + errors`` always holds.
@@ -94,6 +107,16 @@ class ClientStats:
     cost_usd: float = 0.0
     unpriced: int = 0
 
+    def add(self, other: ClientStats) -> None:
+        """Add ``other``'s counts to these (replicas of one model, shards of one run)."""
+        for name, value in vars(other).items():
+            if isinstance(value, dict):
+                mine = getattr(self, name)
+                for kind, n in value.items():
+                    mine[kind] = mine.get(kind, 0) + n
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
 
 class JudgeClient:
     """Calls a judge with caching, a shared per-endpoint concurrency limit, timeouts and
@@ -111,6 +134,8 @@ class JudgeClient:
         timeout_s: Seconds one attempt may take.
         max_retries: Attempts after the first on retryable errors.
         rng: The source of backoff jitter (seed it for reproducible waits).
+        limiter: Where the endpoint's slots come from (default: this event loop's
+            semaphores, see :func:`concurrency`).
     """
 
     def __init__(
@@ -123,6 +148,7 @@ class JudgeClient:
         timeout_s: float | None = None,
         max_retries: int | None = None,
         rng: random.Random | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         settings = settings or Settings()
         limits = settings.endpoint(judge.endpoint)
@@ -141,6 +167,7 @@ class JudgeClient:
         self._backoff_base = settings.judge.backoff_base_s
         self._backoff_max = settings.judge.backoff_max_s
         self._rng = rng or random.Random()
+        self._limiter = limiter
         self._endpoint = judge.endpoint
         self._provider = judge.provider
         self._model = judge.model
@@ -204,7 +231,12 @@ class JudgeClient:
 
     async def _attempt(self, request: JudgeRequest) -> JudgeReply:
         # The slot is held only while the call is in flight, never during backoff.
-        async with _semaphore(self._endpoint, self.concurrency):
+        slot = (
+            _semaphore(self._endpoint, self.concurrency)
+            if self._limiter is None
+            else self._limiter.slot(self._endpoint, self.concurrency)
+        )
+        async with slot:
             self.stats.calls += 1
             try:
                 async with asyncio.timeout(self.timeout_s):

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from heldout._errors import JudgeError
 from heldout.data._sample import Sample
 from heldout.judges._client import ClientStats, JudgeClient
+from heldout.judges._replicas import ReplicaPool
 from heldout.judges._types import JudgeRequest, Message
 
 GENERATION_TEMPLATE = "generate-v1"
@@ -92,7 +93,7 @@ class Generated:
 
 async def generate_outputs(
     prompts: Sequence[Sample],
-    policies: Mapping[str, tuple[JudgeClient, Sampling]],
+    policies: Mapping[str, tuple[JudgeClient | ReplicaPool, Sampling]],
     *,
     workers: int = 64,
     progress: OutputProgress | None = None,
@@ -104,7 +105,9 @@ async def generate_outputs(
 
     Args:
         prompts: The prompts to answer (their ``output`` is ignored).
-        policies: Per checkpoint, the client that calls it and how it samples.
+        policies: Per checkpoint, the client that calls it (a pool of clients when
+            several replicas serve it: each call goes to the least busy) and how it
+            samples.
         workers: The most generations in progress at once, over all checkpoints.
         progress: Receives generation progress events.
 

@@ -17,17 +17,23 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
+from heldout._errors import ConfigError
 from heldout.config import Settings, load_settings
 from heldout.data._sample import Sample
 from heldout.evaluators._base import Evaluator
 from heldout.evaluators._score import Score
-from heldout.judges._client import ClientStats, JudgeClient
+from heldout.judges._client import ClientStats, JudgeClient, Limiter
 from heldout.judges._factory import make_judge
 from heldout.store import GroupWriter, Store, sample_key
 
+if TYPE_CHECKING:
+    from heldout.runner._ray import RayCluster
+
 _SAMPLE_BATCH = 500
+
+Backend = Literal["local", "ray"]
 
 
 class Progress(Protocol):
@@ -67,6 +73,7 @@ class RunSummary:
 
 
 Row = tuple[str | None, Sample]  # (checkpoint, sample)
+Item = tuple[str | None, Sample, Evaluator]  # one score to compute
 
 
 def run_id_for(rows: Sequence[Row], evaluators: Sequence[Evaluator], judge: str) -> str:
@@ -83,10 +90,17 @@ def run_id_for(rows: Sequence[Row], evaluators: Sequence[Evaluator], judge: str)
 class _Clients:
     """One judge client per spec, all sharing the store as response cache."""
 
-    def __init__(self, settings: Settings, cache: GroupWriter, default_spec: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        cache: GroupWriter,
+        default_spec: str,
+        limiter: Limiter | None = None,
+    ) -> None:
         self._settings = settings
         self._cache = cache
         self._default = default_spec
+        self._limiter = limiter
         self.by_spec: dict[str, JudgeClient] = {}
 
     def for_evaluator(self, evaluator: Evaluator) -> JudgeClient:
@@ -97,7 +111,9 @@ class _Clients:
         spec = evaluator.judge_spec or self._default
         if spec not in self.by_spec:
             judge = make_judge(spec, self._settings)
-            self.by_spec[spec] = JudgeClient(judge, settings=self._settings, cache=self._cache)
+            self.by_spec[spec] = JudgeClient(
+                judge, settings=self._settings, cache=self._cache, limiter=self._limiter
+            )
         return self.by_spec[spec]
 
     async def aclose(self) -> None:
@@ -133,6 +149,7 @@ async def run_evaluation(
     checkpoint: str | None = None,
     workers: int = 64,
     progress: Progress | None = None,
+    backend: Backend | None = None,
 ) -> RunSummary:
     """Score every sample with every evaluator, writing each score as it comes.
 
@@ -149,13 +166,26 @@ async def run_evaluation(
         checkpoint: The checkpoint whose outputs ``samples`` are, when it is not a mapping.
         workers: The most rows in progress at once; judge endpoints apply their own
             (smaller) concurrency limits on top.
-        progress: Receives progress events.
+        progress: Receives progress events (from the Ray backend, once per finished
+            shard, with the scores' metadata left out).
+        backend: ``local`` (this process) or ``ray`` (shards as Ray tasks on the
+            cluster of ``settings.ray``); default ``settings.backend``.
 
     Returns:
         What was resumed, computed and failed, with judge call statistics.
+
+    Raises:
+        ConfigError: The Ray backend was asked for and cannot serve this run (no
+            ``ray`` extra, an in-memory or SQLite store shared across machines, an
+            evaluator holding a ready client).
+        BackendError: The Ray cluster cannot be joined, or a shard lost its worker
+            more often than ``settings.ray.max_retries``.
     """
     settings = settings or load_settings()
     default_spec = judge or settings.eval_judge
+    cluster = None
+    if (backend or settings.backend) == "ray":
+        cluster = join_ray(store, settings, evaluators, default_spec, workers)
     by_checkpoint: dict[str | None, Iterable[Sample]]
     if isinstance(samples, Mapping):
         by_checkpoint = {name: rows_of for name, rows_of in samples.items()}
@@ -190,12 +220,73 @@ async def run_evaluation(
     if progress is not None:
         progress.start(summary.total, summary.resumed)
 
-    writer = GroupWriter(store)
-    clients = _Clients(settings, writer, default_spec)
-    queue: asyncio.Queue[tuple[str | None, Sample, Evaluator] | None]
+    status = "failed"
+    try:
+        if cluster is not None:
+            await cluster.run(todo, evaluators, run_id=run_id, summary=summary, progress=progress)
+        else:
+            await score_items(
+                todo,
+                evaluators,
+                Shard(store, settings, default_spec, run_id, workers),
+                summary=summary,
+                progress=progress,
+            )
+        status = "done"
+    except asyncio.CancelledError:
+        status = "interrupted"
+        raise
+    finally:
+        store.finish_run(run_id, status)
+    return summary
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Where and how :func:`score_items` scores: the store, judges and run of its items.
+
+    Attributes:
+        store: Where scores and cached replies go.
+        settings: Judge endpoints and limits.
+        default_spec: The judge of evaluators that name none.
+        run_id: The run the scores belong to.
+        workers: The most rows in progress at once.
+        limiter: Where endpoint slots come from (default: this event loop's semaphores).
+    """
+
+    store: Store
+    settings: Settings
+    default_spec: str
+    run_id: str
+    workers: int
+    limiter: Limiter | None = None
+
+
+async def score_items(
+    items: Iterable[Item],
+    evaluators: Sequence[Evaluator],
+    shard: Shard,
+    *,
+    summary: RunSummary,
+    progress: Progress | None = None,
+) -> None:
+    """Score ``items`` with bounded workers, committing each score through a GroupWriter.
+
+    The local backend runs a whole run through this; the Ray backend runs each shard
+    through it on a worker. ``summary`` gets the computed and error counts and the
+    judges' call statistics.
+
+    Raises:
+        HeldoutError: A worker failed with more than a judge error (a config or store
+            error); the other workers were cancelled.
+    """
+    writer = GroupWriter(shard.store)
+    clients = _Clients(shard.settings, writer, shard.default_spec, shard.limiter)
+    queue: asyncio.Queue[Item | None]
+    workers = shard.workers
 
     async def produce() -> None:
-        for item in todo:
+        for item in items:
             await queue.put(item)
         for _ in range(workers):
             await queue.put(None)
@@ -204,26 +295,21 @@ async def run_evaluation(
         while (item := await queue.get()) is not None:
             cp, sample, evaluator = item
             score = await evaluator.score(sample, clients.for_evaluator(evaluator))
-            await writer.write_score(run_id, score, checkpoint=cp)
+            await writer.write_score(shard.run_id, score, checkpoint=cp)
             summary.computed += 1
             summary.errors += score.status == "error"
             if progress is not None:
                 progress.advance(score)
 
-    status = "failed"
     try:
         # Building the clients may fail (an unknown provider): inside the try, so the
-        # run is marked failed.
+        # caller marks the run failed.
         workers = _worker_count(workers, [clients.for_evaluator(e) for e in evaluators])
         queue = asyncio.Queue(maxsize=2 * workers)
         async with asyncio.TaskGroup() as group:
             group.create_task(produce())
             for _ in range(workers):
                 group.create_task(work())
-        status = "done"
-    except asyncio.CancelledError:
-        status = "interrupted"
-        raise
     except BaseExceptionGroup as group_error:
         # A worker failed (a config error, a store error): the others were cancelled.
         # Surface the first real error itself, so callers see a HeldoutError, not a group.
@@ -235,8 +321,32 @@ async def run_evaluation(
         summary.judges = {spec: c.stats for spec, c in clients.by_spec.items()}
         await clients.aclose()
         await writer.aclose()
-        store.finish_run(run_id, status)
-    return summary
+
+
+def join_ray(
+    store: Store,
+    settings: Settings,
+    evaluators: Sequence[Evaluator],
+    default_spec: str,
+    workers: int,
+) -> RayCluster:
+    """The Ray cluster of ``settings.ray``, checked to serve this store and evaluators.
+
+    Raises:
+        ConfigError: Ray is not installed, or the run cannot go to Ray (see
+            :meth:`~heldout.runner._ray.RayCluster.join`).
+        BackendError: The cluster cannot be joined.
+    """
+    try:
+        from heldout.runner._ray import RayCluster  # Ray only when asked for
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] != "ray":
+            raise
+        raise ConfigError(
+            "The Ray backend needs Ray: pip install 'heldout[ray]' (or uv sync --extra ray), "
+            "or run with --backend local."
+        ) from exc
+    return RayCluster.join(store, settings, evaluators, default_spec, workers=workers)
 
 
 def _worker_count(workers: int, clients: Sequence[JudgeClient]) -> int:
@@ -255,7 +365,7 @@ def _worker_count(workers: int, clients: Sequence[JudgeClient]) -> int:
 
 def _pending(
     rows: Sequence[Row], evaluators: Sequence[Evaluator], finished: set[tuple[str, str]]
-) -> Iterator[tuple[str | None, Sample, Evaluator]]:
+) -> Iterator[Item]:
     # Evaluator-major order: consecutive calls share the evaluator's rubric, which
     # prompts put first, so a local judge's prefix cache stays warm across rows.
     for evaluator in evaluators:

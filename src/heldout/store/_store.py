@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar, get_args
@@ -214,14 +214,22 @@ class Store:
 
     # -- scores ---------------------------------------------------------------------
 
-    def finished(self, run_id: str) -> set[tuple[str, str]]:
+    def finished(
+        self, run_id: str, *, sample_keys: Collection[str] | None = None
+    ) -> set[tuple[str, str]]:
         """``(sample_key, evaluator)`` of the scores a resume must not redo.
 
         Those are the ``ok`` and ``skipped`` scores; ``error`` scores are redone.
+
+        Args:
+            run_id: The run.
+            sample_keys: Only these rows (a shard's); None: every row of the run.
         """
         query = sa.select(scores.c.sample_key, scores.c.evaluator).where(
             scores.c.run_id == run_id, scores.c.status.in_(("ok", "skipped"))
         )
+        if sample_keys is not None:
+            query = query.where(scores.c.sample_key.in_(sorted(sample_keys)))
         rows = self._run(
             "read finished work", lambda conn: conn.execute(query).all(), run_id=run_id
         )
@@ -429,6 +437,11 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
+
+    def connect_url(self) -> str:
+        """The store's URL with its password, to open the same database in another
+        process (the Ray backend's shard workers). Keep it out of logs."""
+        return self._url.render_as_string(hide_password=False)
 
     # -- transactions -------------------------------------------------------------------
 
