@@ -92,19 +92,25 @@ class Evaluator(ABC):
             "cohorts": None if self.cohorts is None else sorted(self.cohorts),
         }
 
+    def make_score(
+        self, sample: Sample, client: JudgeClient, status: ScoreStatus, **fields: Any
+    ) -> Score:
+        """A score of ``sample`` by this evaluator and ``client``'s judge, with ``fields``."""
+        return Score(
+            sample_id=sample.id,
+            cohort=sample.cohort,
+            evaluator=self.name,
+            judge=client.spec,
+            template_version=self.template_version,
+            status=status,
+            **fields,
+        )
+
     async def score(self, sample: Sample, client: JudgeClient) -> Score:
         """Grade ``sample``; never raises for judge failures."""
 
         def make(status: ScoreStatus, **fields: Any) -> Score:
-            return Score(
-                sample_id=sample.id,
-                cohort=sample.cohort,
-                evaluator=self.name,
-                judge=client.spec,
-                template_version=self.template_version,
-                status=status,
-                **fields,
-            )
+            return self.make_score(sample, client, status, **fields)
 
         missing = [f for f in self.requires if not getattr(sample, f)]
         if missing:

@@ -30,7 +30,7 @@ from heldout.evaluators._base import Evaluator, Verdict
 from heldout.evaluators._criteria import YES_NO
 from heldout.evaluators._prompt import DATA_RULES, block
 from heldout.evaluators._safety import choice_probs, choice_request, tally
-from heldout.evaluators._score import Score, ScoreStatus
+from heldout.evaluators._score import Score
 from heldout.evaluators._transcript import Transcript, fit
 from heldout.judges._client import JudgeClient
 from heldout.judges._types import JudgeRequest
@@ -153,27 +153,14 @@ class TrajectoryEvaluator(Evaluator):
         try:
             score = await super().score(sample, client)
         except DataError as exc:
-            return self._unscored(sample, client, "error", error=str(exc))
+            return self.make_score(
+                sample, client, "error", error_kind="invalid_trajectory", error=str(exc)
+            )
         except NothingToJudge as exc:
-            return self._unscored(sample, client, "skipped", reason=str(exc))
+            return self.make_score(sample, client, "skipped", reason=str(exc))
         if score.status == "ok" and score.calls == score.cached_calls == 0:
             return score.model_copy(update={"judge": ""})  # decided by rules, no judge asked
         return score
-
-    def _unscored(
-        self, sample: Sample, client: JudgeClient, status: ScoreStatus, **fields: Any
-    ) -> Score:
-        if status == "error":
-            fields["error_kind"] = "invalid_trajectory"
-        return Score(
-            sample_id=sample.id,
-            cohort=sample.cohort,
-            evaluator=self.name,
-            judge=client.spec,
-            template_version=self.template_version,
-            status=status,
-            **fields,
-        )
 
     async def aevaluate_trajectory(self, trajectory: Trajectory) -> Score:
         """Grade one trajectory with this evaluator's own judge client (async)."""

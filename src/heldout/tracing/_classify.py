@@ -82,15 +82,8 @@ class CohortQuestion(Evaluator):
     async def score(self, sample: Sample, client: JudgeClient) -> Score:
         missing = [field for field in self.reads if not getattr(sample, field)]
         if missing:
-            return Score(
-                sample_id=sample.id,
-                cohort=sample.cohort,
-                evaluator=self.name,
-                status="skipped",
-                reason=f"the trace has no {', '.join(missing)} to classify",
-                judge=client.spec,
-                template_version=self.template_version,
-            )
+            reason = f"the trace has no {', '.join(missing)} to classify"
+            return self.make_score(sample, client, "skipped", reason=reason)
         return await super().score(sample, client)
 
     async def judge(self, sample: Sample, client: JudgeClient) -> Verdict:
