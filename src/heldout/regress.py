@@ -23,7 +23,7 @@ import csv
 import hashlib
 import inspect
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -399,17 +399,35 @@ class RegressionEval:
 
     def _record_generation_failures(self, store: Store, generated: dict[str, Generated]) -> None:
         for name, result in generated.items():
-            failed = [self.prompts.by_id(sid) for sid in result.failures]
-            if not failed:
-                continue
-            store.put_samples(self.run_id, failed, checkpoint=name)
-            scores = [
-                generation_error(sample, evaluator, result.failures[sample.id])
-                for sample in failed
-                for evaluator in self.evaluators
-                if evaluator.applies_to(sample)
-            ]
-            store.write_scores(self.run_id, scores, checkpoint=name)
+            record_generation_failures(
+                store, self.run_id, self.prompts, self.evaluators, name, result.failures
+            )
+
+
+def record_generation_failures(
+    store: Store,
+    run_id: str,
+    prompts: Dataset,
+    evaluators: Sequence[Evaluator],
+    checkpoint: str,
+    failures: Mapping[str, JudgeError],
+) -> None:
+    """An error score per evaluator for each prompt ``checkpoint`` produced no output for.
+
+    The prompt is stored as the checkpoint's row, so the error is counted (never averaged
+    in) and the rerun retries it.
+    """
+    failed = [prompts.by_id(sample_id) for sample_id in failures]
+    if not failed:
+        return
+    store.put_samples(run_id, failed, checkpoint=checkpoint)
+    scores = [
+        _generation_error(sample, evaluator, failures[sample.id])
+        for sample in failed
+        for evaluator in evaluators
+        if evaluator.applies_to(sample)
+    ]
+    store.write_scores(run_id, scores, checkpoint=checkpoint)
 
 
 def analyse_scores(
@@ -467,8 +485,7 @@ def _labeler_of(path: Path | None) -> str | None:
     return read_labeler(path)
 
 
-def generation_error(sample: Sample, evaluator: Evaluator, error: JudgeError) -> Score:
-    """The error score of ``evaluator`` on a row whose checkpoint produced no output."""
+def _generation_error(sample: Sample, evaluator: Evaluator, error: JudgeError) -> Score:
     return Score(
         sample_id=sample.id,
         cohort=sample.cohort,

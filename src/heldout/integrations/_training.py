@@ -41,7 +41,7 @@ from heldout.analysis import ALL_COHORTS, MetricRow
 from heldout.config import Settings
 from heldout.data import Dataset, Sample, with_checkpoint_outputs
 from heldout.judges import JudgeClient, make_judge
-from heldout.regress import RegressionEval, analyse_scores, generation_error
+from heldout.regress import RegressionEval, analyse_scores, record_generation_failures
 from heldout.runner import RunSummary, run_evaluation
 from heldout.runner._generate import Sampling, generate_outputs
 from heldout.store import GroupWriter, Store
@@ -352,17 +352,9 @@ class TrainingEval:
         self, store: Store, checkpoint: str, failures: Mapping[str, JudgeError]
     ) -> None:
         """An error score per evaluator for each prompt the checkpoint did not answer."""
-        failed = [self.prompts.by_id(sample_id) for sample_id in failures]
-        if not failed:
-            return
-        store.put_samples(self.run_id, failed, checkpoint=checkpoint)
-        scores = [
-            generation_error(sample, evaluator, failures[sample.id])
-            for sample in failed
-            for evaluator in self.evaluators
-            if evaluator.applies_to(sample)
-        ]
-        store.write_scores(self.run_id, scores, checkpoint=checkpoint)
+        record_generation_failures(
+            store, self.run_id, self.prompts, self.evaluators, checkpoint, failures
+        )
 
     def _analyse(self, store: Store, checkpoint: str) -> list[MetricRow]:
         """The checkpoint's rows of a table of it against the baseline alone."""
