@@ -195,9 +195,8 @@ class RegressionEval:
             workers=self.sweep.workers,
             progress=progress,
         )
-        training = self._training_view()
-        if training is not None:  # the same outputs, judged again by the training judge
-            await training._run_on(store, progress, outputs)
+        if self._rejudges:  # the same outputs, judged again by the training judge
+            await self._training_view()._run_on(store, progress, outputs)
         result = self.analyse(store)
         result.summary, result.generated = summary, generated
         return result
@@ -256,11 +255,14 @@ class RegressionEval:
 
     # -- the judge-overfitting flag -------------------------------------------------
 
-    def _training_view(self) -> RegressionEval | None:
-        """The same sweep judged by the training judge, when the flag asks for it."""
+    @property
+    def _rejudges(self) -> bool:
+        """Whether the overfitting flag needs the training judge to judge the outputs."""
         config = self.sweep.overfitting
-        if config is None or config.verdicts is not None:
-            return None
+        return config is not None and config.verdicts is None
+
+    def _training_view(self) -> RegressionEval:
+        """The same sweep judged by the training judge, for the overfitting flag."""
         if self._training is None:
             sweep = training_judge_sweep(self.sweep, self.training_judge)
             sweep = sweep.model_copy(update={"overfitting": None, "selection": None})
@@ -272,15 +274,11 @@ class RegressionEval:
         config = self.sweep.overfitting
         if config is None:
             return None
-        view = self._training_view()
-        if view is not None:
-            training = view.analyse(store).table
-        elif config.verdicts is not None:
-            training = _sweep_table(
-                self.sweep, scores_from_verdicts(load_verdicts(config.verdicts))
-            )
-        else:  # _training_view() covers a flag without a verdicts file
-            return None
+        if config.verdicts is None:
+            training = self._training_view().analyse(store).table
+        else:
+            verdicts = scores_from_verdicts(load_verdicts(config.verdicts))
+            training = _sweep_table(self.sweep, verdicts)
         return judge_overfitting(training, table, metrics=config.metrics)
 
     def _evaluator(self, config: EvaluatorConfig) -> Evaluator:
