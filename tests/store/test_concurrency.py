@@ -41,18 +41,28 @@ def test_two_processes_writing_at_once_lose_nothing(backend: Backend) -> None:
         )
         for worker in (1, 2)
     ]
-    for writer in writers:
-        assert writer.stdout is not None
-        assert writer.stdout.readline().strip() == "ready"
-    # Start both at once: neither finds the schema, so both migrate the same empty
-    # database, then their writes interleave.
-    for writer in writers:
-        assert writer.stdin is not None
-        writer.stdin.write("go\n")
-        writer.stdin.flush()
-    for writer in writers:
-        _, err = writer.communicate(timeout=120)
-        assert writer.returncode == 0, err
+    try:
+        for writer in writers:
+            assert writer.stdout is not None
+            assert writer.stdout.readline().strip() == "ready"
+        # Start both at once: neither finds the schema, so both migrate the same empty
+        # database, then their writes interleave.
+        for writer in writers:
+            assert writer.stdin is not None
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+        for writer in writers:
+            _, err = writer.communicate(timeout=120)
+            assert writer.returncode == 0, err
+    finally:
+        # A failed assertion must not leave a writer running into the next test.
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+            writer.wait()
+            for stream in (writer.stdin, writer.stdout, writer.stderr):
+                if stream is not None:
+                    stream.close()
     with backend.open() as store:
         finished = store.finished("shared")
     assert len(finished) == 2 * n
