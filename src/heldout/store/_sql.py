@@ -15,11 +15,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.dml import Insert
 
 from heldout.data._sample import Sample
 from heldout.evaluators._score import Score
+from heldout.judges._types import JudgeReply
 from heldout.store._models import (
     CohortAggregate,
     RunRecord,
@@ -267,3 +268,30 @@ def cohort_aggregate(row: RowMapping) -> CohortAggregate:
         mean=None if mean is None else float(mean),
         fail_rate=None if fail_rate is None else float(fail_rate),
     )
+
+
+BATCH = 1000
+"""Rows per executemany when writing many samples, scores or replies."""
+
+
+def execute_batched(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
+    """Run ``statement`` for ``rows``, ``BATCH`` rows per executemany."""
+    for start in range(0, len(rows), BATCH):
+        conn.execute(statement, rows[start : start + BATCH])
+
+
+def aggregate_order(a: CohortAggregate) -> tuple[bool, str, str, str]:
+    """Sort key for aggregates: a plain eval (no checkpoint) first, as on both backends."""
+    # The backends disagree on where NULLs sort, so the order is made here.
+    return (a.checkpoint is not None, a.checkpoint or "", a.cohort, a.evaluator)
+
+
+def reply_row(key: str, reply: JudgeReply, provider: str, at: datetime) -> dict[str, Any]:
+    """The judge_cache row for a reply cached under ``key``."""
+    return {
+        "key": key,
+        "provider": provider,
+        "model": reply.model,
+        "reply": reply.model_dump(mode="json"),
+        "created_at": at,
+    }

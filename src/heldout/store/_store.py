@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
-from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar, get_args
 
@@ -33,9 +32,6 @@ from heldout.store._url import DEFAULT_URL, mask_url, parse_url
 T = TypeVar("T")
 
 _READ_REPLY = "SELECT reply FROM judge_cache WHERE key = ?"
-
-_BATCH = 1000
-"""Rows per executemany when writing many samples or scores."""
 
 
 class Store:
@@ -186,7 +182,7 @@ class Store:
         rows = [_sql.sample_row(run_id, sample, checkpoint) for sample in samples]
         self._run(
             "write samples",
-            lambda conn: self._execute_batched(conn, self._sql.upsert_samples, rows),
+            lambda conn: _sql.execute_batched(conn, self._sql.upsert_samples, rows),
             write=True,
             many=True,
             run_id=run_id,
@@ -257,7 +253,7 @@ class Store:
         rows = [_sql.score_row(run_id, score, checkpoint, at) for score in scores]
         self._run(
             "write scores",
-            lambda conn: self._execute_batched(conn, self._sql.upsert_score, rows),
+            lambda conn: _sql.execute_batched(conn, self._sql.upsert_score, rows),
             write=True,
             many=True,
             run_id=run_id,
@@ -313,7 +309,7 @@ class Store:
         rows = self._run(
             "aggregate scores", lambda conn: conn.execute(query).mappings().all(), run_id=run_id
         )
-        return sorted((_sql.cohort_aggregate(row) for row in rows), key=_aggregate_order)
+        return sorted((_sql.cohort_aggregate(row) for row in rows), key=_sql.aggregate_order)
 
     def write_batch(
         self,
@@ -330,14 +326,14 @@ class Store:
             scored: ``(run_id, score, checkpoint)`` triples, as :meth:`write_score` takes them.
         """
         at = _sql.now()
-        reply_rows = [_reply_row(key, reply, provider, at) for key, reply, provider in replies]
+        reply_rows = [_sql.reply_row(key, reply, provider, at) for key, reply, provider in replies]
         score_rows = [_sql.score_row(run, score, cp, at) for run, score, cp in scored]
 
         def work(conn: Connection) -> None:
             if reply_rows:
-                self._execute_batched(conn, self._sql.put_reply, reply_rows)
+                _sql.execute_batched(conn, self._sql.put_reply, reply_rows)
             if score_rows:
-                self._execute_batched(conn, self._sql.upsert_score, score_rows)
+                _sql.execute_batched(conn, self._sql.upsert_score, score_rows)
 
         runs_of = sorted({run for run, _, _ in scored})
         self._run("write scores", work, write=True, many=True, run_id=", ".join(runs_of))
@@ -362,7 +358,7 @@ class Store:
             reply: The judge's reply.
             provider: The judge provider, recorded for inspection only.
         """
-        row = _reply_row(key, reply, provider, _sql.now())
+        row = _sql.reply_row(key, reply, provider, _sql.now())
         statement = self._sql.put_reply
         self._run("write the judge cache", lambda conn: conn.execute(statement, row), write=True)
 
@@ -491,23 +487,3 @@ class Store:
         if self._conn is None:
             self._conn = self._engine.connect()
         return self._conn
-
-    @staticmethod
-    def _execute_batched(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> None:
-        for start in range(0, len(rows), _BATCH):
-            conn.execute(statement, rows[start : start + _BATCH])
-
-
-def _aggregate_order(a: CohortAggregate) -> tuple[bool, str, str, str]:
-    # None (a plain eval) first; the backends disagree on where NULLs sort.
-    return (a.checkpoint is not None, a.checkpoint or "", a.cohort, a.evaluator)
-
-
-def _reply_row(key: str, reply: JudgeReply, provider: str, at: datetime) -> dict[str, Any]:
-    return {
-        "key": key,
-        "provider": provider,
-        "model": reply.model,
-        "reply": reply.model_dump(mode="json"),
-        "created_at": at,
-    }
