@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -11,18 +10,8 @@ from heldout.data import Trajectory, load_trajectories
 from heldout.evaluators import Efficiency
 from heldout.evaluators._efficiency import canonical_arguments, find_loops
 from heldout.examples import TRAJECTORIES
-from heldout.judges import JudgeClient, MemoryCache, make_judge
-from tests.conftest import settings_for
+from heldout.judges import JudgeClient
 from tests.support.openai_server import OpenAIServer
-
-
-@pytest.fixture
-async def client(openai_server: OpenAIServer) -> AsyncIterator[JudgeClient]:
-    settings = settings_for(openai_server)
-    async with JudgeClient(
-        make_judge("openai:judge-model", settings), settings=settings, cache=MemoryCache()
-    ) as client:
-        yield client
 
 
 def run(*calls: tuple[str, str, str]) -> Trajectory:

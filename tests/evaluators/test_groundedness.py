@@ -10,7 +10,7 @@ import asyncio
 import json
 import math
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from heldout import Sample, Store, run_evaluation
 from heldout.config import LocalSettings, Settings
 from heldout.evaluators._claims import SPLITTER_VERSION
 from heldout.evaluators._groundedness import QUESTION, Groundedness
-from heldout.judges import JudgeClient, MemoryCache, make_judge
+from heldout.judges import JudgeClient, MemoryCache
 from heldout.judges._local import LocalJudge
 from tests.conftest import settings_for
 from tests.support.openai_server import OpenAIServer
@@ -62,14 +62,6 @@ class ScriptedJudge:
         # Runs on the server's loop between reading the request and writing the reply.
         self.server.top_logprobs = {"Yes": math.log(p), "No": math.log(1 - p)}
         return "Yes" if p >= 0.5 else "No"
-
-
-@pytest.fixture
-async def client(openai_server: OpenAIServer) -> AsyncIterator[JudgeClient]:
-    settings = settings_for(openai_server)
-    judge = make_judge("openai:test-model", settings)
-    async with JudgeClient(judge, settings=settings, cache=MemoryCache()) as client:
-        yield client
 
 
 def sample(output: str, context: str | None = CONTEXT, sample_id: str = "g1") -> Sample:

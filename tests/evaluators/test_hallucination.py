@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,22 +13,13 @@ import pytest
 from heldout import Sample
 from heldout.config import LocalSettings, Settings
 from heldout.evaluators._hallucination import QUESTION, Hallucination
-from heldout.judges import JudgeClient, MemoryCache, make_judge
+from heldout.judges import JudgeClient, MemoryCache
 from heldout.judges._local import LocalJudge
-from tests.conftest import settings_for
 from tests.support.openai_server import OpenAIServer
 
 QUERY = "Who wrote the novel Middlemarch?"
 TRUE = "Middlemarch was written by George Eliot and published in 1871-72."
 FABRICATED = "Middlemarch was written by Charles Dickens in 1901, as Smith et al. (2004) show."
-
-
-@pytest.fixture
-async def client(openai_server: OpenAIServer) -> AsyncIterator[JudgeClient]:
-    settings = settings_for(openai_server)
-    judge = make_judge("openai:test-model", settings)
-    async with JudgeClient(judge, settings=settings, cache=MemoryCache()) as client:
-        yield client
 
 
 def sample(output: str | None, context: str | None = None) -> Sample:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -12,21 +12,12 @@ import pytest
 from heldout._errors import ConfigError
 from heldout.analysis import position_bias
 from heldout.evaluators import Constitution, Pair, PairwiseJudge, Preference
-from heldout.judges import JudgeClient, MemoryCache, make_judge
-from tests.conftest import settings_for
+from heldout.judges import JudgeClient
 from tests.support.openai_server import OpenAIServer
 
 QUESTION = "Which planet is closest to the Sun?"
 SHORT = "Mercury."
 LONG = "Mercury is the planet closest to the Sun, at about 58 million km on average."
-
-
-@pytest.fixture
-async def client(openai_server: OpenAIServer) -> AsyncIterator[JudgeClient]:
-    settings = settings_for(openai_server, concurrency=1)
-    judge = make_judge("openai:test-model", settings)
-    async with JudgeClient(judge, settings=settings, cache=MemoryCache()) as client:
-        yield client
 
 
 def shown(body: dict[str, Any], position: str) -> str:

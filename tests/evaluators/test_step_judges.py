@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,20 +11,10 @@ import pytest
 from heldout.data import load_trajectories
 from heldout.evaluators import StepCorrectness, StepSafety
 from heldout.examples import TRAJECTORIES
-from heldout.judges import JudgeClient, MemoryCache, make_judge
-from tests.conftest import settings_for
+from heldout.judges import JudgeClient
 from tests.support.openai_server import OpenAIServer
 
 EXAMPLES = load_trajectories(TRAJECTORIES)
-
-
-@pytest.fixture
-async def client(openai_server: OpenAIServer) -> AsyncIterator[JudgeClient]:
-    settings = settings_for(openai_server)
-    async with JudgeClient(
-        make_judge("openai:judge-model", settings), settings=settings, cache=MemoryCache()
-    ) as client:
-        yield client
 
 
 def users(server: OpenAIServer) -> list[str]:

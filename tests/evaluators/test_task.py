@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,17 +14,8 @@ from heldout.evaluators._task import (
     TASK_SYSTEM_WITH_REFERENCE,
     TaskCompletion,
 )
-from heldout.judges import JudgeClient, MemoryCache, make_judge
-from tests.conftest import settings_for
+from heldout.judges import JudgeClient
 from tests.support.openai_server import OpenAIServer
-
-
-@pytest.fixture
-async def client(openai_server: OpenAIServer) -> AsyncIterator[JudgeClient]:
-    settings = settings_for(openai_server)
-    judge = make_judge("openai:test-model", settings)
-    async with JudgeClient(judge, settings=settings, cache=MemoryCache()) as client:
-        yield client
 
 
 def chats(server: OpenAIServer) -> list[dict[str, Any]]:

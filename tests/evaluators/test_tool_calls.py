@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,8 +12,7 @@ from heldout.data import Trajectory, load_trajectories
 from heldout.evaluators import ToolCallCorrectness
 from heldout.evaluators._tool_calls import check_call, parse_arguments
 from heldout.examples import TRAJECTORIES
-from heldout.judges import JudgeClient, MemoryCache, make_judge
-from tests.conftest import settings_for
+from heldout.judges import JudgeClient
 from tests.support.openai_server import OpenAIServer
 
 EXAMPLES = load_trajectories(TRAJECTORIES)
@@ -33,14 +31,6 @@ STOCK = {
         },
     },
 }
-
-
-@pytest.fixture
-async def client(openai_server: OpenAIServer) -> AsyncIterator[JudgeClient]:
-    settings = settings_for(openai_server)
-    judge = make_judge("openai:judge-model", settings)
-    async with JudgeClient(judge, settings=settings, cache=MemoryCache()) as client:
-        yield client
 
 
 def calling(*arguments: str, tools: list[Any] | None = None) -> Trajectory:

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from heldout import Sample
 from heldout.evaluators._toxicity import TOXICITY_CATEGORY_QUESTION, TOXICITY_QUESTION, Toxicity
-from heldout.judges import JudgeClient, MemoryCache, make_judge
-from tests.conftest import settings_for
+from heldout.judges import JudgeClient
 from tests.support.openai_server import OpenAIServer
 
 RUDE = Sample(id="t1", input="Can you check my essay?", output="Only an idiot would write this.")
-
-
-@pytest.fixture
-async def client(openai_server: OpenAIServer) -> AsyncIterator[JudgeClient]:
-    settings = settings_for(openai_server)
-    judge = make_judge("openai:test-model", settings)
-    async with JudgeClient(judge, settings=settings, cache=MemoryCache()) as client:
-        yield client
 
 
 def chats(server: OpenAIServer) -> list[dict[str, Any]]:

@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from heldout import Sample
 from heldout.evaluators import WinRate, evaluators
-from heldout.judges import JudgeClient, MemoryCache, make_judge
-from tests.conftest import settings_for
+from heldout.judges import JudgeClient
 from tests.support.openai_server import OpenAIServer
 
 GOOD = "Water boils at 100 degrees Celsius at sea level."
 BAD = "Water boils at 50 degrees."
-
-
-@pytest.fixture
-async def client(openai_server: OpenAIServer) -> AsyncIterator[JudgeClient]:
-    settings = settings_for(openai_server, concurrency=1)
-    judge = make_judge("openai:test-model", settings)
-    async with JudgeClient(judge, settings=settings, cache=MemoryCache()) as client:
-        yield client
 
 
 def sample(output: str | None, reference: str | None) -> Sample:
