@@ -58,7 +58,7 @@ async def test_a_judge_that_always_picks_the_first_position_ties_and_is_never_co
     openai_server: OpenAIServer, client: JudgeClient
 ) -> None:
     script(openai_server, lambda body: 0.9)
-    pairs = [pair(f"p{i}") for i in range(6)]
+    pairs = [pair(f"p{i}", a=f"{LONG} ({i})") for i in range(6)]
 
     prefs = await PairwiseJudge().preferences(pairs, client)
 

@@ -6,6 +6,9 @@ wraps it::
     cache hit? ──yes──> reply (cached=True, no call)
         │no
         ▼
+    the same request in flight on this event loop? ──yes──> wait for it (cached=True)
+        │no
+        ▼
     ┌─> acquire the endpoint's semaphore ─> generate(timeout) ─> release
     │       │ JudgeError, retryable, attempts left
     │       ▼
@@ -29,20 +32,33 @@ from heldout.judges._cache import ResponseCache
 from heldout.judges._types import JudgeReply, JudgeRequest
 
 _T = TypeVar("_T", int, float)
+_V = TypeVar("_V")
 
-# Semaphores by event loop, then by name. A plain dict, not a WeakKeyDictionary: a
-# semaphore that ever waited holds its loop, so weak keys would never expire. Entries
-# of closed loops are dropped whenever a new loop shows up.
+# Tables kept per event loop: semaphores by name, and requests in flight by cache key
+# (a second caller of the same request waits for the first one's reply instead of
+# calling the judge again). Plain dicts, not WeakKeyDictionaries: a semaphore that ever
+# waited holds its loop, so weak keys would never expire. Entries of closed loops are
+# dropped whenever a new loop shows up.
 _semaphores: dict[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = {}
+_flights: dict[asyncio.AbstractEventLoop, dict[str, asyncio.Future[JudgeReply]]] = {}
+
+
+def _this_loops(tables: dict[asyncio.AbstractEventLoop, dict[str, _V]]) -> dict[str, _V]:
+    loop = asyncio.get_running_loop()
+    table = tables.get(loop)
+    if table is None:
+        for old in [old for old in tables if old.is_closed()]:
+            del tables[old]
+        table = tables[loop] = {}
+    return table
+
+
+class _LeaderGone(Exception):
+    """The caller whose request a follower waited for was cancelled before a reply."""
 
 
 def _semaphore(name: str, limit: int) -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    by_name = _semaphores.get(loop)
-    if by_name is None:
-        for old in [old for old in _semaphores if old.is_closed()]:
-            del _semaphores[old]
-        by_name = _semaphores[loop] = {}
+    by_name = _this_loops(_semaphores)
     semaphore = by_name.get(name)
     if semaphore is None:
         semaphore = by_name[name] = asyncio.Semaphore(limit)
@@ -84,7 +100,8 @@ class ClientStats:
     Attributes:
         calls: Attempts sent to the judge (retries included, cache hits not).
         replies: Attempts that came back with a reply.
-        cache_hits: Requests answered from the cache, with no call.
+        cache_hits: Requests answered from the cache, or by the reply to the same
+            request already in flight, with no call.
         retries: Attempts after the first for the same request.
         errors: Attempts that failed.
         errors_by_kind: Failed attempts by :attr:`JudgeError.kind`.
@@ -180,17 +197,48 @@ class JudgeClient:
     async def call(self, request: JudgeRequest) -> JudgeReply:
         """Answer ``request``: from the cache, or from the judge with retries.
 
+        With a cache, a request that is already in flight on this event loop (from this
+        client or another with the same cache key) is not sent again: this call waits
+        for that reply, or raises that call's error.
+
         Raises:
             JudgeError: The subclass of the last attempt's failure, once retries are
                 spent or at once when it is not retryable (refusals, parse errors).
         """
-        key = None
-        if self.cache is not None:
-            key = request.cache_key(provider=self._provider, model=self._model)
+        if self.cache is None:
+            return await self._call(request, None)
+        key = request.cache_key(provider=self._provider, model=self._model)
+        flights = _this_loops(_flights)
+        while True:
             hit = self.cache.get(key)
             if hit is not None:
                 self.stats.cache_hits += 1
                 return hit.model_copy(update={"cached": True, "latency_s": 0.0})
+            leader = flights.get(key)
+            if leader is None:
+                break
+            try:
+                reply = await asyncio.shield(leader)
+            except _LeaderGone:
+                continue  # the other caller was cancelled: look again, then call
+            self.stats.cache_hits += 1
+            return reply.model_copy(update={"cached": True, "latency_s": 0.0})
+        flight = flights[key] = asyncio.get_running_loop().create_future()
+        try:
+            reply = await self._call(request, key)
+        except BaseException as exc:
+            gone = exc if isinstance(exc, JudgeError) else _LeaderGone()
+            flight.set_exception(gone)
+            flight.exception()  # retrieved: with no follower, asyncio must not log it
+            raise
+        else:
+            flight.set_result(reply)
+            return reply
+        finally:
+            if flights.get(key) is flight:
+                del flights[key]
+
+    async def _call(self, request: JudgeRequest, key: str | None) -> JudgeReply:
         attempt = 0
         while True:
             try:
