@@ -50,21 +50,30 @@ def eval_run(data: Path, server: OpenAIServer, name: str, cwd: Path) -> str:
     return found.group(1)
 
 
-def test_spotcheck_sample_label_and_score(tmp_path: Path) -> None:
-    data = tmp_path / "rows.jsonl"
+def three_judges(folder: Path) -> tuple[str, str, Path]:
+    """The ROWS judged by a strict and a lenient judge (two stored runs), and the
+    training judge's verdicts file, which passes everything, with a reason."""
+    data = folder / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
-    training = tmp_path / "training.jsonl"  # the training judge passes everything
+    training = folder / "training.jsonl"
     training.write_text(
-        "".join(json.dumps({"id": r["id"], "label": "pass"}) + "\n" for r in ROWS),
+        "".join(
+            json.dumps({"id": r["id"], "label": "pass", "reason": "fine by me"}) + "\n"
+            for r in ROWS
+        ),
         encoding="utf-8",
     )
     with (
         OpenAIServer(top_logprobs=None, responder=strict_judge) as strict,
         OpenAIServer(top_logprobs=None, responder=lenient_judge) as lenient,
     ):
-        run_a = eval_run(data, strict, "strict", tmp_path)
-        run_b = eval_run(data, lenient, "lenient", tmp_path)
+        run_a = eval_run(data, strict, "strict", folder)
+        run_b = eval_run(data, lenient, "lenient", folder)
+    return run_a, run_b, training
 
+
+def test_spotcheck_sample_label_and_score(tmp_path: Path) -> None:
+    run_a, run_b, training = three_judges(tmp_path)
     runs = ["--run", run_a, "--run", run_b, "--verdicts", str(training), "--evaluator", "criteria"]
     sample = tmp_path / "sample.csv"
     drawn = heldout("spotcheck", "sample", *runs, "--n", "8", "--out", str(sample), cwd=tmp_path)

@@ -28,6 +28,7 @@ from heldout.analysis._agreement_report import (
     Disagreement,
     PairKappa,
     judge_agreement,
+    write_disagreements,
 )
 from heldout.analysis._axes import axis_metric, axis_results, with_axis_metrics
 from heldout.analysis._bias import (
@@ -162,5 +163,6 @@ __all__ = [
     "verdicts_from_sources",
     "wilson_interval",
     "with_axis_metrics",
+    "write_disagreements",
     "write_spotcheck",
 ]

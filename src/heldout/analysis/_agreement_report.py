@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from itertools import combinations
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,8 +30,10 @@ from heldout.analysis._agreement import (
     kappa_statistic,
     rate_statistic,
 )
+from heldout.analysis._records import write_records
 from heldout.analysis._table import ALL_COHORTS
 from heldout.data import JudgeVerdict
+from heldout.data._loaders import StrPath
 
 _Key = tuple[str | None, str, str]
 
@@ -333,3 +336,29 @@ def _disagreements(
                 )
             )
     return out
+
+
+def write_disagreements(report: AgreementReport, path: StrPath) -> Path:
+    """Write every item the judges disagree on as CSV or JSON lines (by suffix): its id,
+    checkpoint, cohort and axis, then each judge's label, score and reason
+    (``label:<judge>``, ``score:<judge>``, ``reason:<judge>``).
+
+    Raises:
+        ConfigError: The suffix is neither ``.csv`` nor ``.jsonl``.
+        DataError: The file cannot be written.
+    """
+    records = [
+        {
+            "id": d.id,
+            "checkpoint": d.checkpoint,
+            "cohort": d.cohort,
+            "axis": d.axis,
+            **{f"label:{j}": d.labels.get(j) for j in report.judges},
+            **{f"score:{j}": d.scores.get(j) for j in report.judges},
+            **{f"reason:{j}": d.reasons.get(j) for j in report.judges},
+        }
+        for d in report.disagreements
+    ]
+    return write_records(
+        records, path, what="the disagreements", empty=["id", "checkpoint", "cohort", "axis"]
+    )

@@ -24,10 +24,7 @@ is compared with the judge's debiased preference: A above 0.5, B below, tie at 0
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
 import random
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -38,6 +35,7 @@ from pydantic import BaseModel, ConfigDict
 
 from heldout._errors import ConfigError, DataError
 from heldout.analysis._agreement_report import label_of, verdict_table
+from heldout.analysis._records import write_records
 from heldout.analysis._table import ALL_COHORTS
 from heldout.data import JudgeVerdict, Sample
 from heldout.data._loaders import StrPath, check_file, reader_for
@@ -225,10 +223,6 @@ def write_spotcheck(sample: SpotCheckSample, path: StrPath) -> Path:
         ConfigError: The suffix is neither ``.csv`` nor ``.jsonl``.
         DataError: The file cannot be written.
     """
-    out = Path(path)
-    suffix = out.suffix.lower()
-    if suffix not in (".csv", ".jsonl"):
-        raise ConfigError(f"write the spot-check as .csv or .jsonl, not {suffix or 'no suffix'!r}")
     shown = sorted({j for item in sample.items for j in item.verdicts})
     records = [
         {
@@ -244,20 +238,7 @@ def write_spotcheck(sample: SpotCheckSample, path: StrPath) -> Path:
         }
         for item in sample.items
     ]
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", encoding="utf-8", newline="") as handle:
-            if suffix == ".jsonl":
-                for record in records:
-                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            else:
-                columns = list(records[0]) if records else ["sample_id", HUMAN_LABEL]
-                writer = csv.DictWriter(handle, fieldnames=columns)
-                writer.writeheader()
-                writer.writerows(records)
-    except OSError as exc:
-        raise DataError(f"cannot write file: {exc.strerror}", path=os.fspath(path)) from exc
-    return out
+    return write_records(records, path, what="the spot-check", empty=["sample_id", HUMAN_LABEL])
 
 
 def spotcheck_score(

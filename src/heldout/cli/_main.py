@@ -12,8 +12,18 @@ from rich.markup import escape
 
 from heldout._doctor import run_checks
 from heldout._errors import HeldoutError
+from heldout.cli._agree import agree_command
 from heldout.cli._label import label_command
-from heldout.cli._options import BackendOpt, ConfigOpt, RayAddressOpt, run_settings
+from heldout.cli._options import (
+    BackendOpt,
+    ConfigOpt,
+    EvaluatorOpt,
+    RayAddressOpt,
+    RunsOpt,
+    VerdictsOpt,
+    judged_verdicts,
+    run_settings,
+)
 from heldout.cli._serve import ingest_command, serve_command
 from heldout.cli._tables import (
     aggregates_table,
@@ -185,22 +195,6 @@ spotcheck_app = typer.Typer(
 )
 app.add_typer(spotcheck_app, name="spotcheck")
 
-RunsOpt = Annotated[
-    list[str], typer.Option("--run", help="A run of one judge; repeat for each judge.")
-]
-VerdictsOpt = Annotated[
-    list[Path] | None,
-    typer.Option(
-        "--verdicts",
-        help="Imported verdicts of one more judge (e.g. the training judge's JSONL, CSV or "
-        "Parquet), named after the file; repeatable.",
-    ),
-]
-EvaluatorOpt = Annotated[
-    str | None,
-    typer.Option(help="Only this evaluator's verdicts (default: every evaluator, each an axis)."),
-]
-
 
 @spotcheck_app.command("sample")
 def spotcheck_sample_command(
@@ -254,18 +248,14 @@ def spotcheck_score_command(
 ) -> None:
     """Each judge's accuracy against the human labels in LABELS, with Wilson intervals,
     overall and per cohort."""
-    from heldout.analysis import spotcheck_score, verdicts_from_sources
+    from heldout.analysis import spotcheck_score
     from heldout.cli._tables import spotcheck_view
 
-    settings = load_settings(config)
-    store = Store.open(settings.db_url)
-    try:
-        judged = verdicts_from_sources(store, run, files=verdicts or [], evaluator=evaluator)
-    finally:
-        store.close()
+    judged = judged_verdicts(config, run, verdicts, evaluator)
     console.print(spotcheck_view(spotcheck_score(labels, judged, confidence=confidence)))
 
 
+app.command("agree")(agree_command)
 app.command("label")(label_command)
 app.command("serve")(serve_command)
 app.command("ingest")(ingest_command)

@@ -1,13 +1,16 @@
-"""Options shared by the commands that run evaluations: config file and backend."""
+"""Options shared by several commands: config file, backend, and the judges compared."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from heldout._errors import ConfigError
 from heldout.config import Settings, load_settings
+from heldout.data import JudgeVerdict
+from heldout.store import Store
 
 ConfigOpt = Annotated[
     str | None, typer.Option("--config", help="Config file (default ./heldout.toml).")
@@ -29,6 +32,22 @@ RayAddressOpt = Annotated[
     ),
 ]
 
+RunsOpt = Annotated[
+    list[str], typer.Option("--run", help="A run of one judge; repeat for each judge.")
+]
+VerdictsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--verdicts",
+        help="Imported verdicts of one more judge (e.g. the training judge's JSONL, CSV or "
+        "Parquet), named after the file; repeatable.",
+    ),
+]
+EvaluatorOpt = Annotated[
+    str | None,
+    typer.Option(help="Only this evaluator's verdicts (default: every evaluator, each an axis)."),
+]
+
 
 def run_settings(config: str | None, backend: str | None, ray_address: str | None) -> Settings:
     """The settings of ``config`` and the environment, with the command line's backend.
@@ -44,3 +63,21 @@ def run_settings(config: str | None, backend: str | None, ray_address: str | Non
     ray = settings.ray.model_copy(update={"address": ray_address or settings.ray.address})
     chosen = backend or ("ray" if ray_address else settings.backend)
     return settings.model_copy(update={"backend": chosen, "ray": ray})
+
+
+def judged_verdicts(
+    config: str | None, runs: list[str], files: list[Path] | None, evaluator: str | None
+) -> dict[str, list[JudgeVerdict]]:
+    """Each judge's verdicts, by judge: the stored runs' and the imported files'.
+
+    Raises:
+        ConfigError: A run is unknown, or two judges share a name.
+        DataError: A verdicts file cannot be read.
+    """
+    from heldout.analysis import verdicts_from_sources
+
+    store = Store.open(load_settings(config).db_url)
+    try:
+        return verdicts_from_sources(store, runs, files=files or [], evaluator=evaluator)
+    finally:
+        store.close()

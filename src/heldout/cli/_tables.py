@@ -159,18 +159,28 @@ def _ci(low: float | None, high: float | None, fmt: str = ".2f") -> str:
 
 
 def agreement_view(report: AgreementReport) -> Table:
-    """Per axis and cohort: items compared, errors, disagreement rate, kappa, alpha."""
-    title = f"agreement of {', '.join(report.judges)} ({report.confidence:.0%} intervals)"
-    view = Table(title=escape(title), title_justify="left")
+    """Per axis and cohort: items compared, errors, disagreement rate, kappa, alpha.
+
+    With more than two judges, each pair's kappa names the judges by number, and the
+    caption says which number is which judge.
+    """
+    number = {judge: str(i) for i, judge in enumerate(report.judges, start=1)}
+    several = len(report.judges) > 2
+    view = Table(
+        title=f"agreement of {len(report.judges)} judges ({report.confidence:.0%} intervals)",
+        title_justify="left",
+        caption=escape("; ".join(f"{number[j]} = {j}" for j in report.judges)),
+        caption_justify="left",
+    )
     for name in ("axis", "cohort"):
         view.add_column(name)
     for name in ("n", "errors", "missing", "disagree [CI]", "kappa [CI]", "alpha [CI]"):
         view.add_column(name, justify="right")
     for row in report.rows:
         rate = row.disagreement_rate
-        kappas = "; ".join(
+        kappas = "\n".join(
             ("-" if k.kappa is None else f"{k.kappa:.2f}{_ci(k.ci_low, k.ci_high)}")
-            + (f" ({k.judges[0]} / {k.judges[1]})" if len(row.kappas) > 1 else "")
+            + (f" ({number[k.judges[0]]}/{number[k.judges[1]]})" if several else "")
             for k in row.kappas
         )
         alpha = "-" if row.alpha is None else f"{row.alpha:.2f}"
@@ -185,6 +195,35 @@ def agreement_view(report: AgreementReport) -> Table:
             alpha + ("" if row.alpha is None else _ci(row.alpha_ci_low, row.alpha_ci_high)),
         )
     return view
+
+
+def disagreements_view(report: AgreementReport, *, limit: int) -> Table:
+    """The first ``limit`` items the judges disagree on, with each judge's label and
+    reason (model text, escaped)."""
+    shown = report.disagreements[:limit]
+    total = len(report.disagreements)
+    view = Table(
+        title=f"{len(shown)} of {total} disagreements (--out writes them all)",
+        title_justify="left",
+        show_lines=True,
+    )
+    for name in ("item", "cohort", "axis"):
+        view.add_column(name)
+    for judge in report.judges:
+        view.add_column(escape(judge), overflow="fold")
+    for d in shown:
+        item = d.id if d.checkpoint is None else f"{d.id} @ {d.checkpoint}"
+        said = [
+            f"[bold]{escape(d.labels.get(j, '-'))}[/bold] {escape(_clip(d.reasons.get(j, '')))}"
+            for j in report.judges
+        ]
+        view.add_row(escape(item), escape(d.cohort), escape(d.axis), *said)
+    return view
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def overfit_view(report: OverfitReport) -> Table:
