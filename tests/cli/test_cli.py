@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.support.openai_server import OpenAIServer
 
@@ -140,19 +141,27 @@ def test_regress_names_the_line_of_a_bad_sweep(tmp_path: Path) -> None:
     assert "bogus" in result.stderr
 
 
-def test_label_writes_trl_columns_and_a_rerun_is_free(tmp_path: Path) -> None:
+def write_candidates(folder: Path) -> Path:
+    """Two prompts with two candidate responses each, the first the better one."""
     rows = [
         {"id": "p1", "prompt": "Boil an egg?", "responses": ["A fine answer.", "No."]},
         {"id": "p2", "prompt": "Capital of France?", "responses": ["Paris.", "Lyon."]},
     ]
-    data = tmp_path / "candidates.jsonl"
+    data = folder / "candidates.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data
+
+
+def test_label_writes_trl_columns_and_a_rerun_is_free(tmp_path: Path) -> None:
+    data = write_candidates(tmp_path)
     with OpenAIServer(responder=lambda body: "A", top_logprobs=None) as server:
         judge = f"openai:labeler@{server.base_url}"
         args = ("label", str(data), "--judge", judge, "--keep-low-confidence", "--out", "l.jsonl")
         first = heldout(*args, cwd=tmp_path, env={"OPENAI_API_KEY": "sk-test"})
         assert first.returncode == 0, first.stderr
         assert "2 labels (2 low-confidence, kept and flagged), 0 errors" in first.stdout
+        # The labeler always answers "A", the first position: never consistent.
+        assert "position consistency: 0% of 2 labels" in first.stdout
         assert server.requests == 4
         labels = [json.loads(x) for x in (tmp_path / "l.jsonl").read_text().splitlines()]
         assert [label["prompt"] for label in labels] == ["Boil an egg?", "Capital of France?"]
@@ -160,6 +169,23 @@ def test_label_writes_trl_columns_and_a_rerun_is_free(tmp_path: Path) -> None:
         again = heldout(*args, cwd=tmp_path, env={"OPENAI_API_KEY": "sk-test"})
         assert again.returncode == 0, again.stderr
         assert server.requests == 4
+
+
+def test_label_reports_a_labeler_that_follows_the_content_as_consistent(tmp_path: Path) -> None:
+    data = write_candidates(tmp_path)
+
+    def prefers_the_good_answer(body: dict[str, Any]) -> str:
+        text = body["messages"][-1]["content"]
+        good, bad = ("Paris.", "Lyon.") if "Paris." in text else ("A fine answer.", "No.")
+        return "A" if text.rindex(good) < text.rindex(bad) else "B"
+
+    with OpenAIServer(responder=prefers_the_good_answer, top_logprobs=None) as server:
+        args = ("label", str(data), "--judge", f"openai:labeler@{server.base_url}")
+        result = heldout(*args, cwd=tmp_path, env={"OPENAI_API_KEY": "sk-test"})
+    assert result.returncode == 0, result.stderr
+    assert "position consistency: 100% of 2 labels" in result.stdout
+    labels = [json.loads(x) for x in (tmp_path / "labels.jsonl").read_text().splitlines()]
+    assert [label["chosen"] for label in labels] == ["A fine answer.", "Paris."]
 
 
 def test_regress_shows_the_overfitting_flag_when_the_sweep_asks_for_it(tmp_path: Path) -> None:

@@ -111,5 +111,12 @@ def label_command(
         f"{len(labels.errors)} errors, {len(labels.missing)} prompts without a pair; "
         f"wrote {kept} to {escape(str(path))}"
     )
+    asked_both = [label.consistent for label in labels.labels if label.consistent is not None]
+    if asked_both:
+        console.print(
+            f"position consistency: {sum(asked_both) / len(asked_both):.0%} of "
+            f"{len(asked_both)} labels (both orders chose the same response; a low share "
+            "means the labeler follows the position, not the content)"
+        )
     for pair_id, reason in list(labels.errors.items())[:5]:
         console.print(f"[red]error[/red] {escape(pair_id)}: {escape(reason)}")
