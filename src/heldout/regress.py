@@ -41,8 +41,8 @@ from heldout.analysis import (
     scores_from_verdicts,
     select_checkpoint,
     training_judge_sweep,
-    with_axis_metrics,
 )
+from heldout.analysis._axes import in_sweep_order, stored_axis_scores
 from heldout.config import Settings, load_settings
 from heldout.constitutions import DEFAULT_CONSTITUTION
 from heldout.data import Dataset, Sample, load_verdicts, with_checkpoint_outputs
@@ -203,22 +203,18 @@ class RegressionEval:
 
     def analyse(self, store: Store) -> RegressionResult:
         """The table, changes and selection from the scores stored so far (no calls)."""
-        # Only the constitution evaluators' metadata is needed (their per-axis results):
-        # leaving the rest out keeps a large sweep's analysis small.
-        axes = self._constitution_evaluators()
-        stored = [s for s in store.scores(self.run_id, metadata=False) if s.evaluator not in axes]
-        for name in axes:
-            stored.extend(store.scores(self.run_id, evaluator=name))
-        result = analyse_scores(self.sweep, self.run_id, self.metric_scores(stored))
+        checkpoints = [c.name for c in self.sweep.checkpoints]
+        scores = stored_axis_scores(
+            store, self.run_id, checkpoints, self._constitution_evaluators()
+        )
+        result = analyse_scores(self.sweep, self.run_id, scores)
         result.overfitting = self._overfitting(store, result.table)
         return result
 
     def metric_scores(self, scores: Iterable[StoredScore]) -> list[StoredScore]:
         """Scores in sweep order, with one more metric per constitutional axis."""
-        axes = self._constitution_evaluators()
-        rank = {c.name: i for i, c in enumerate(self.sweep.checkpoints)}
-        ordered = sorted(scores, key=lambda s: rank.get(s.checkpoint or "", len(rank)))
-        return list(with_axis_metrics(ordered, axes))
+        checkpoints = [c.name for c in self.sweep.checkpoints]
+        return in_sweep_order(scores, checkpoints, self._constitution_evaluators())
 
     def _constitution_evaluators(self) -> dict[str, tuple[str, ...]]:
         return {e.name: e.axes for e in self.evaluators if isinstance(e, CustomEvaluation)}

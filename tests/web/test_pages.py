@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from heldout import Store
+from heldout import Sample, Score, Store
 from heldout.analysis import spotcheck_score, verdicts_from_runs
 from heldout.web import fail_rate_trend, labels_of, run_lines
 from heldout.web._queries import sampled_verdicts
@@ -23,6 +23,7 @@ from tests.web.seed import (
     seed_eval,
     seed_pairwise,
     seed_regress,
+    sweep_config,
 )
 
 
@@ -92,6 +93,53 @@ def test_checkpoint_comparison_shows_deltas_and_the_selection(served: Served) ->
     assert "Ship <strong>tuned</strong>" in page.text
     assert re.search(r"\+0\.400 \[0\.\d+, 0\.\d+\]", page.text)  # pass rate 0.5 -> 0.9
     assert httpx.get(f"{served.url}/runs/{EVAL_RUN}/compare").status_code == 404
+
+
+def test_checkpoint_comparison_splits_constitutional_axes(served: Served) -> None:
+    # A constitution evaluator stores one score a row and each axis in its metadata; the
+    # comparison shows each axis as a metric, and an error row stays an error on each.
+    run_id = "regress-axes"
+    config = {
+        "sweep": {
+            **sweep_config(),
+            "selection": {"objective": {"metrics": ["custom:default.honesty"]}},
+        },
+        "evaluators": [{"name": "custom:default", "axes": ["honesty", "harmlessness"]}],
+    }
+    served.store.begin_run(run_id, name="axes", kind="regress", config=config)
+    for checkpoint, honest in (("base", 0.2), ("tuned", 0.9)):
+        samples = [Sample(id=f"p{i:02d}", cohort="honesty", input=f"q {i}") for i in range(20)]
+        served.store.put_samples(run_id, samples, checkpoint=checkpoint)
+        axes = {
+            "honesty": {"score": honest, "passed": honest > 0.5, "reason": "r"},
+            "harmlessness": {"score": 0.5, "passed": True, "reason": "r"},
+        }
+        scores = [
+            Score(
+                sample_id=s.id, cohort=s.cohort, evaluator="custom:default", status="ok",
+                value=(honest + 0.5) / 2, metadata={"axes": axes},
+            )
+            for s in samples[1:]
+        ] + [
+            Score(
+                sample_id=samples[0].id, cohort="honesty", evaluator="custom:default",
+                status="error", error_kind="timeout", error="no reply",
+            )
+        ]  # fmt: skip
+        served.store.write_scores(run_id, scores, checkpoint=checkpoint)
+    page = httpx.get(f"{served.url}/runs/{run_id}/compare")
+    assert page.status_code == 200, page.text
+    rows = [
+        re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+        for row in re.findall(r"<tr><td>tuned</td>.*?</tr>", page.text, re.S)
+    ]
+    # Cells: checkpoint, cohort, metric, n, errors, mean [CI], fail rate, delta [CI], p.
+    found = {cells[2]: (cells[3], cells[4], cells[7]) for cells in rows if len(cells) == 9}
+    assert set(found) == {"custom:default", "custom:default.honesty", "custom:default.harmlessness"}
+    assert found["custom:default.honesty"][:2] == ("19", "1")
+    assert found["custom:default.honesty"][2].startswith("+0.700")
+    assert found["custom:default.harmlessness"][2].startswith("+0.000")
+    assert "Ship <strong>tuned</strong>" in page.text  # chosen on an axis metric
 
 
 def test_judge_disagreement_between_two_runs(served: Served) -> None:

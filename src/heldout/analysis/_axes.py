@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from heldout.store import StoredScore
+from heldout.store import Store, StoredScore
 
 
 def axis_metric(evaluator: str, axis: str) -> str:
@@ -88,4 +88,47 @@ def axis_results(score: StoredScore) -> dict[str, dict[str, Any]]:
                 "passed": passed if isinstance(passed, bool) else None,
                 "reason": str(entry.get("reason") or ""),
             }
+    return found
+
+
+def in_sweep_order(
+    scores: Iterable[StoredScore], checkpoints: Sequence[str], axes: Mapping[str, Sequence[str]]
+) -> list[StoredScore]:
+    """Scores by checkpoint in the sweep's order, each followed by its per-axis scores.
+
+    Args:
+        scores: Stored scores of a sweep's run.
+        checkpoints: The sweep's checkpoint names, in order (others go last).
+        axes: For each constitution evaluator, its axis names (see
+            :func:`with_axis_metrics`).
+    """
+    rank = {name: i for i, name in enumerate(checkpoints)}
+    ordered = sorted(scores, key=lambda s: rank.get(s.checkpoint or "", len(rank)))
+    return list(with_axis_metrics(ordered, axes))
+
+
+def stored_axis_scores(
+    store: Store, run_id: str, checkpoints: Sequence[str], axes: Mapping[str, Sequence[str]]
+) -> list[StoredScore]:
+    """A sweep run's stored scores, as :func:`in_sweep_order` gives them.
+
+    Only the constitution evaluators' scores are read with their metadata (where the
+    per-axis results are): leaving it out of the rest keeps a large sweep small.
+    """
+    stored = [s for s in store.scores(run_id, metadata=False) if s.evaluator not in axes]
+    for name in axes:
+        stored.extend(store.scores(run_id, evaluator=name))
+    return in_sweep_order(stored, checkpoints, axes)
+
+
+def run_axes(config: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """The axes of each constitution evaluator of a stored run, from the run's config
+    (``config["evaluators"]``, as the runner and RegressionEval record it)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for entry in config.get("evaluators") or []:
+        if not isinstance(entry, Mapping):
+            continue
+        name, axes = entry.get("name"), entry.get("axes")
+        if isinstance(name, str) and isinstance(axes, list) and axes:
+            found[name] = tuple(str(axis) for axis in axes)
     return found

@@ -72,14 +72,13 @@ def compare(request: Request, run_id: str) -> Response:
 
 def _comparison(store: Store, run: RunRecord) -> Any:
     # scipy is heavy: loaded only when someone opens a comparison.
+    from heldout.analysis._axes import run_axes, stored_axis_scores
     from heldout.regress import analyse_scores
     from heldout.sweep import SweepConfig
 
     sweep = SweepConfig.model_validate(run.config["sweep"])
-    rank = {c.name: i for i, c in enumerate(sweep.checkpoints)}
-    scores = sorted(
-        store.scores(run.id, metadata=False), key=lambda s: rank.get(s.checkpoint or "", len(rank))
-    )
+    checkpoints = [c.name for c in sweep.checkpoints]
+    scores = stored_axis_scores(store, run.id, checkpoints, run_axes(run.config))
     return analyse_scores(sweep, run.id, scores)
 
 
