@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 from heldout import ConfigError, Store
@@ -27,6 +28,7 @@ from heldout.reports import write_regression_report
 from tests.conftest import settings_for
 from tests.support.openai_server import OpenAIServer
 from tests.test_regress import COHORTS, N, Servers, judge, policy, write_sweep
+from tests.web.conftest import serve
 
 TRAINING_MODEL = "training-model"
 
@@ -60,6 +62,15 @@ def servers(openai_server: OpenAIServer) -> Iterator[Servers]:
 @pytest.fixture
 def settings(servers: Servers) -> Settings:
     return settings_for(servers.judge)
+
+
+def compare_page(folder: Path, run_id: str) -> str:
+    """The dashboard's comparison page of ``run_id``, served from the store in ``folder``."""
+    # The list runs the generator to its end, which stops the server and closes its store.
+    pages = [httpx.get(f"{live.url}/runs/{run_id}/compare") for live in serve(folder, token=None)]
+    (page,) = pages
+    assert page.status_code == 200, page.text
+    return page.text
 
 
 def flags(result: RegressionResult) -> dict[tuple[str, str], str]:
@@ -102,6 +113,11 @@ def test_the_training_judge_rejudges_the_same_outputs_and_flags_what_only_it_see
     assert "<h2>Judge overfitting</h2>" in html
     assert "<strong>Flagged:</strong> step-100, step-200" in html
 
+    # The dashboard's comparison shows the same flag, from the training judge's stored run.
+    page = compare_page(tmp_path, result.run_id)
+    assert "⚑ Flagged:</span> <strong>step-100, step-200</strong>" in page
+    assert page.count("⚑ flagged") == 3
+
     # A rerun makes no call at all, under either judge.
     before = servers.counts()
     again = RegressionEval(sweep, store=sqlite_store, settings=settings).run()
@@ -135,6 +151,8 @@ def test_imported_training_verdicts_give_the_flag_without_a_training_judge_call(
     assert flags(result)[("step-100", "regression")] == "flagged"
     assert flags(result)[("step-100", "helpfulness")] == "ok"
     assert flags(result)[("step-200", "*")] == "ok"  # no rise under the training judge
+    # The dashboard cannot read the file where the server runs: it says where the flag is.
+    assert "the flag comes from imported verdicts" in compare_page(tmp_path, result.run_id)
 
 
 def test_the_flag_without_any_view_of_the_training_judge_is_refused(

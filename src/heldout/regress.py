@@ -384,12 +384,16 @@ class RegressionEval:
         store.begin_run(self.run_id, name=self.sweep.name, kind="regress", config=self._config())
 
     def _config(self) -> dict[str, Any]:
-        return {
+        config: dict[str, Any] = {
             "sweep": self.sweep.model_dump(mode="json"),
             "evaluators": [e.config() for e in self.evaluators],
             "judge": self.eval_judge,
             "checkpoints": [c.name for c in self.sweep.checkpoints],
         }
+        if self._rejudges:
+            # Where the dashboard finds the training judge's view for the flag.
+            config["training_run"] = self._training_view().run_id
+        return config
 
     def _record_generation_failures(self, store: Store, generated: dict[str, Generated]) -> None:
         for name, result in generated.items():

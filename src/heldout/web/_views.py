@@ -76,10 +76,24 @@ def _comparison(store: Store, run: RunRecord) -> Any:
     from heldout.regress import analyse_scores
     from heldout.sweep import SweepConfig
 
-    sweep = SweepConfig.model_validate(run.config["sweep"])
-    checkpoints = [c.name for c in sweep.checkpoints]
-    scores = stored_axis_scores(store, run.id, checkpoints, run_axes(run.config))
-    return analyse_scores(sweep, run.id, scores)
+    def analysed(record: RunRecord) -> Any:
+        sweep = SweepConfig.model_validate(record.config["sweep"])
+        checkpoints = [c.name for c in sweep.checkpoints]
+        scores = stored_axis_scores(store, record.id, checkpoints, run_axes(record.config))
+        return analyse_scores(sweep, record.id, scores)
+
+    result = analysed(run)
+    overfitting = result.sweep.overfitting
+    training_id = run.config.get("training_run")
+    training = store.get_run(training_id) if isinstance(training_id, str) else None
+    if overfitting is not None and training is not None:
+        from heldout.analysis import judge_overfitting
+
+        training_table = analysed(training).table
+        result.overfitting = judge_overfitting(
+            training_table, result.table, metrics=overfitting.metrics
+        )
+    return result
 
 
 @router.get("/agreement", response_class=HTMLResponse)
