@@ -203,13 +203,14 @@ class RegressionEval:
 
     def analyse(self, store: Store) -> RegressionResult:
         """The table, changes and selection from the scores stored so far (no calls)."""
-        checkpoints = [c.name for c in self.sweep.checkpoints]
-        scores = stored_axis_scores(
-            store, self.run_id, checkpoints, self._constitution_evaluators()
-        )
-        result = analyse_scores(self.sweep, self.run_id, scores)
+        result = analyse_scores(self.sweep, self.run_id, self._stored_scores(store))
         result.overfitting = self._overfitting(store, result.table)
         return result
+
+    def _stored_scores(self, store: Store) -> list[StoredScore]:
+        """This run's stored scores in sweep order, with the per-axis metrics."""
+        checkpoints = [c.name for c in self.sweep.checkpoints]
+        return stored_axis_scores(store, self.run_id, checkpoints, self._constitution_evaluators())
 
     def metric_scores(self, scores: Iterable[StoredScore]) -> list[StoredScore]:
         """Scores in sweep order, with one more metric per constitutional axis."""
@@ -271,10 +272,11 @@ class RegressionEval:
         if config is None:
             return None
         if config.verdicts is None:
-            training = self._training_view().analyse(store).table
+            view = self._training_view()
+            training = sweep_table(view.sweep, view._stored_scores(store))
         else:
             verdicts = scores_from_verdicts(load_verdicts(config.verdicts))
-            training = _sweep_table(self.sweep, verdicts)
+            training = sweep_table(self.sweep, verdicts)
         return judge_overfitting(training, table, metrics=config.metrics)
 
     def _evaluator(self, config: EvaluatorConfig) -> Evaluator:
@@ -439,7 +441,7 @@ def analyse_scores(
         scores: Every score, in sweep order, with axis metrics already added (see
             :meth:`RegressionEval.metric_scores`).
     """
-    table = _sweep_table(sweep, scores)
+    table = sweep_table(sweep, scores)
     selection = None
     if sweep.selection is not None:
         chosen = sweep.selection
@@ -459,7 +461,7 @@ def analyse_scores(
     )
 
 
-def _sweep_table(sweep: SweepConfig, scores: Iterable[StoredScore]) -> RegressionTable:
+def sweep_table(sweep: SweepConfig, scores: Iterable[StoredScore]) -> RegressionTable:
     """The regression table of ``scores`` with the sweep's baseline and statistics."""
     stats = sweep.statistics
     return regression_table(
@@ -501,4 +503,4 @@ def _source(checkpoint: Any) -> str:
     return " | ".join(checkpoint.replicas)
 
 
-__all__ = ["RegressionEval", "RegressionResult", "analyse_scores"]
+__all__ = ["RegressionEval", "RegressionResult", "analyse_scores", "sweep_table"]

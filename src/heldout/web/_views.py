@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from heldout._errors import HeldoutError
-from heldout.store import RunRecord, Store
+from heldout.store import RunRecord, Store, StoredScore
 from heldout.tracing import (
     classifier_errors,
     classifier_status,
@@ -73,25 +73,25 @@ def compare(request: Request, run_id: str) -> Response:
 def _comparison(store: Store, run: RunRecord) -> Any:
     # scipy is heavy: loaded only when someone opens a comparison.
     from heldout.analysis._axes import run_axes, stored_axis_scores
-    from heldout.regress import analyse_scores
+    from heldout.regress import analyse_scores, sweep_table
     from heldout.sweep import SweepConfig
 
-    def analysed(record: RunRecord) -> Any:
+    def stored(record: RunRecord) -> tuple[SweepConfig, list[StoredScore]]:
         sweep = SweepConfig.model_validate(record.config["sweep"])
         checkpoints = [c.name for c in sweep.checkpoints]
-        scores = stored_axis_scores(store, record.id, checkpoints, run_axes(record.config))
-        return analyse_scores(sweep, record.id, scores)
+        return sweep, stored_axis_scores(store, record.id, checkpoints, run_axes(record.config))
 
-    result = analysed(run)
-    overfitting = result.sweep.overfitting
+    sweep, scores = stored(run)
+    result = analyse_scores(sweep, run.id, scores)
     training_id = run.config.get("training_run")
     training = store.get_run(training_id) if isinstance(training_id, str) else None
-    if overfitting is not None and training is not None:
+    if sweep.overfitting is not None and training is not None:
         from heldout.analysis import judge_overfitting
 
-        training_table = analysed(training).table
+        # Only the training judge's table is needed: no changes, no selection.
+        training_table = sweep_table(*stored(training))
         result.overfitting = judge_overfitting(
-            training_table, result.table, metrics=overfitting.metrics
+            training_table, result.table, metrics=sweep.overfitting.metrics
         )
     return result
 
